@@ -1,0 +1,60 @@
+"""Who may touch a project: resolving ``:id`` (number or URL-encoded path) and GitLab's role checks.
+
+A missing project and one the caller is not a member of answer the same 404, so that
+project names do not leak; a member below the required role gets 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import asyncpg
+from aiohttp import web
+
+from app import keys
+from app.auth import Caller, authenticate
+from app.db import projects
+from app.errors import HTTPProblem
+
+GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
+ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectAccess:
+    caller: Caller
+    project: asyncpg.Record
+    access_level: int
+
+    @property
+    def project_id(self) -> int:
+        return self.project["id"]
+
+
+def project_ref(raw: str) -> int | str:
+    """A numeric id, or a namespaced path such as ``group/sub/app`` (sent as ``group%2Fsub%2Fapp``)."""
+    text = unquote(raw)
+    if text.isdigit():
+        return int(text)
+    return text
+
+
+def project_not_found() -> HTTPProblem:
+    return HTTPProblem.gitlab(404, "404 Project Not Found")
+
+
+async def project_access(request: web.Request, min_level: int) -> ProjectAccess:
+    caller = await authenticate(request)
+    ref = project_ref(request.match_info["id"])
+    if isinstance(ref, int) and ref > 2**63 - 1:
+        raise project_not_found()
+    row = await projects.project_for_user(request.app[keys.POOL], ref, caller.user_id)
+    if row is None:
+        raise project_not_found()
+    level = OWNER if caller.is_admin else row["access_level"]
+    if level is None:
+        raise project_not_found()
+    if level < min_level:
+        raise HTTPProblem.gitlab(403, "403 Forbidden")
+    return ProjectAccess(caller, row, level)

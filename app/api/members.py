@@ -1,0 +1,73 @@
+"""``/api/v4/projects/:id/members``: who can do what in a project (GitLab access levels 10–50)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app import identity, keys
+from app.api import entities
+from app.api.access import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER, ProjectAccess, project_access
+from app.api.pagination import page_from, paginated
+from app.api.params import path_id, read_params
+from app.db import projects
+from app.errors import HTTPProblem, json_response
+
+routes = web.RouteTableDef()
+VALID_LEVELS = tuple(ACCESS_LEVELS.values())
+
+
+def _check_grant(access: ProjectAccess, level: int) -> None:
+    """Only an Owner (or an administrator) may grant or change the Owner role."""
+    if level == OWNER and access.access_level < OWNER:
+        raise HTTPProblem.gitlab(403, "403 Forbidden")
+
+
+@routes.get(r"/api/v4/projects/{id}/members")
+async def list_members(request: web.Request) -> web.Response:
+    access = await project_access(request, GUEST)
+    page = page_from(await read_params(request))
+    total, rows = await projects.list_members(request.app[keys.POOL], access.project_id, page.size, page.offset)
+    external_url = request.app[keys.SETTINGS].external_url
+    return paginated(request, page, total, [entities.member(r, external_url) for r in rows])
+
+
+@routes.post(r"/api/v4/projects/{id}/members")
+async def add_member(request: web.Request) -> web.Response:
+    access = await project_access(request, MAINTAINER)
+    params = await read_params(request)
+    user_id = params.integer("user_id", required=True)
+    level = params.integer("access_level", required=True, choices=VALID_LEVELS)
+    params.done()
+    _check_grant(access, level)
+    row = await identity.add_member(request.app[keys.POOL], access.project_id, user_id, level)
+    return json_response(entities.member(row, request.app[keys.SETTINGS].external_url), 201)
+
+
+@routes.put(r"/api/v4/projects/{id}/members/{user_id}")
+async def update_member(request: web.Request) -> web.Response:
+    access = await project_access(request, MAINTAINER)
+    user_id = path_id(request, "user_id", "404 Member Not Found")
+    params = await read_params(request)
+    level = params.integer("access_level", required=True, choices=VALID_LEVELS)
+    params.done()
+    pool = request.app[keys.POOL]
+    current = await projects.member(pool, access.project_id, user_id)
+    if current is None:
+        raise HTTPProblem.gitlab(404, "404 Member Not Found")
+    _check_grant(access, max(level, current["access_level"]))
+    await projects.update_member(pool, access.project_id, user_id, level)
+    row = await projects.member(pool, access.project_id, user_id)
+    return json_response(entities.member(row, request.app[keys.SETTINGS].external_url))
+
+
+@routes.delete(r"/api/v4/projects/{id}/members/{user_id}")
+async def remove_member(request: web.Request) -> web.Response:
+    access = await project_access(request, MAINTAINER)
+    user_id = path_id(request, "user_id", "404 Member Not Found")
+    pool = request.app[keys.POOL]
+    current = await projects.member(pool, access.project_id, user_id)
+    if current is None:
+        raise HTTPProblem.gitlab(404, "404 Member Not Found")
+    _check_grant(access, current["access_level"])
+    await projects.remove_member(pool, access.project_id, user_id)
+    return web.Response(status=204)

@@ -1,0 +1,56 @@
+"""GitLab's offset pagination: ``page``/``per_page`` in, ``X-Total``, ``X-Next-Page``… and ``Link`` out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from app.api.params import Params
+from app.errors import json_response
+
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    number: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+def page_from(params: Params) -> Page:
+    """Read ``page`` and ``per_page``; out-of-range values are clamped as GitLab does."""
+    number = params.integer("page")
+    size = params.integer("per_page")
+    params.done()
+    number = number if number and number > 0 else 1
+    size = DEFAULT_PER_PAGE if not size or size < 1 else min(size, MAX_PER_PAGE)
+    return Page(number, size)
+
+
+def paginated(request: web.Request, page: Page, total: int, items: list[Any]) -> web.Response:
+    total_pages = max(1, math.ceil(total / page.size))
+    next_page = page.number + 1 if page.number < total_pages else None
+    prev_page = page.number - 1 if page.number > 1 else None
+    headers = {
+        "X-Total": str(total),
+        "X-Total-Pages": str(total_pages),
+        "X-Per-Page": str(page.size),
+        "X-Page": str(page.number),
+        "X-Next-Page": str(next_page or ""),
+        "X-Prev-Page": str(prev_page or ""),
+    }
+    links = []
+    for rel, number in (("prev", prev_page), ("next", next_page), ("first", 1), ("last", total_pages)):
+        if number is not None:
+            url = request.url.update_query(page=str(number), per_page=str(page.size))
+            links.append(f'<{url}>; rel="{rel}"')
+    headers["Link"] = ", ".join(links)
+    return json_response(items, headers=headers)

@@ -1,0 +1,113 @@
+"""Personal access tokens: generation, digests, and authenticating REST requests as GitLab does.
+
+A token is ``glpat-`` plus 20 random URL-safe characters. Only its SHA-256 digest is stored;
+the digest found in the database is compared again in constant time. A request carries the
+token in ``PRIVATE-TOKEN``, ``Authorization: Bearer`` or the ``private_token`` query parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from aiohttp import web
+
+from app import keys
+from app.db import users
+from app.errors import HTTPProblem
+
+TOKEN_PREFIX = "glpat-"
+SCOPES = ("api", "read_api")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CALLER = "caller"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated user behind a request."""
+
+    user_id: int
+    username: str
+    is_admin: bool
+    scopes: tuple[str, ...]
+    token_id: int
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(15)
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def token_from_request(request: web.Request) -> str | None:
+    header = request.headers.get("PRIVATE-TOKEN")
+    if header:
+        return header.strip()
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("private_token") or request.query.get("access_token") or None
+
+
+def _unauthorized() -> HTTPProblem:
+    return HTTPProblem.gitlab(401, "401 Unauthorized")
+
+
+def _invalid_token(description: str) -> HTTPProblem:
+    # GitLab's body for an expired or revoked token.
+    return HTTPProblem(401, {"error": "invalid_token", "error_description": description})
+
+
+async def authenticate(request: web.Request) -> Caller:
+    """The caller of a REST request, or 401; a ``read_api`` token on a write is 403 (GitLab's order)."""
+    cached = request.get(_CALLER)
+    if cached is not None:
+        return cached
+    token = token_from_request(request)
+    if not token:
+        raise _unauthorized()
+    digest = token_digest(token)
+    pool = request.app[keys.POOL]
+    row = await users.token_with_user(pool, digest)
+    if row is None or not hmac.compare_digest(row["token_digest"], digest):
+        raise _unauthorized()
+    if row["revoked"]:
+        raise _invalid_token("Token has been revoked.")
+    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(timezone.utc).date():
+        raise _invalid_token("Token has expired.")
+    if row["state"] != "active":
+        raise HTTPProblem.gitlab(403, "403 Forbidden - Your account has been blocked.")
+    scopes = tuple(row["scopes"])
+    if "api" not in scopes and not (request.method in READ_METHODS and "read_api" in scopes):
+        raise HTTPProblem(
+            403,
+            {
+                "error": "insufficient_scope",
+                "error_description": "The request requires higher privileges than provided by the access token.",
+                "scope": "api",
+            },
+        )
+    if row["last_used_at"] is None or (datetime.now(timezone.utc) - row["last_used_at"]).total_seconds() > 60:
+        await users.touch_token(pool, row["token_id"])
+    caller = Caller(row["id"], row["username"], row["is_admin"], scopes, row["token_id"])
+    request[_CALLER] = caller
+    return caller
+
+
+async def require_admin(request: web.Request) -> Caller:
+    caller = await authenticate(request)
+    if not caller.is_admin:
+        raise HTTPProblem.gitlab(403, "403 Forbidden")
+    return caller
+
+
+def parse_expiry(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)

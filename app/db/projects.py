@@ -1,0 +1,95 @@
+"""Projects and their members: the SQL behind project access."""
+
+from __future__ import annotations
+
+import asyncpg
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+PROJECT_COLUMNS = "p.id, p.name, p.path, p.namespace_path, p.path_with_namespace, p.description, p.created_at"
+MEMBER_COLUMNS = "u.id, u.username, u.name, u.state, m.access_level, m.expires_at, m.created_at"
+
+
+async def create_project(
+    db: asyncpg.Connection, name: str, path: str, namespace_path: str, description: str | None, creator_id: int | None
+) -> asyncpg.Record:
+    """Create a project with its creator, if any, as Owner (as GitLab does)."""
+    async with db.transaction():
+        row = await db.fetchrow(
+            f"""insert into projects as p (name, path, namespace_path, path_with_namespace, description, creator_id)
+                values ($1, $2, $3, $3 || '/' || $2, $4, $5) returning {PROJECT_COLUMNS}""",
+            name, path, namespace_path, description, creator_id,
+        )
+        if creator_id is not None:
+            await db.execute(
+                "insert into members (project_id, user_id, access_level) values ($1, $2, 50)", row["id"], creator_id
+            )
+        return row
+
+
+async def project_for_user(db: Executor, ref: int | str, user_id: int) -> asyncpg.Record | None:
+    """The project by id or path, with the user's access level (null when not a member)."""
+    key_clause = "p.id = $1::bigint" if isinstance(ref, int) else "lower(p.path_with_namespace) = lower($1::text)"
+    return await db.fetchrow(
+        f"""select {PROJECT_COLUMNS}, m.access_level
+            from projects p left join members m on m.project_id = p.id and m.user_id = $2
+            where {key_clause}""",
+        ref, user_id,
+    )
+
+
+async def list_projects(
+    db: Executor, user_id: int, all_projects: bool, limit: int, offset: int
+) -> tuple[int, list[asyncpg.Record]]:
+    """Projects visible to the user (all of them for an administrator), newest first like GitLab."""
+    visible = "true" if all_projects else "exists (select 1 from members m where m.project_id = p.id and m.user_id = $1)"
+    total = await db.fetchval(f"select count(*) from projects p where {visible} and $1::bigint is not null", user_id)
+    rows = await db.fetch(
+        f"""select {PROJECT_COLUMNS} from projects p where {visible} and $1::bigint is not null
+            order by p.id desc limit $2 offset $3""",
+        user_id, limit, offset,
+    )
+    return total, rows
+
+
+async def delete_project(db: Executor, project_id: int) -> None:
+    await db.execute("delete from projects where id = $1", project_id)
+
+
+async def list_members(db: Executor, project_id: int, limit: int, offset: int) -> tuple[int, list[asyncpg.Record]]:
+    total = await db.fetchval("select count(*) from members where project_id = $1", project_id)
+    rows = await db.fetch(
+        f"""select {MEMBER_COLUMNS} from members m join users u on u.id = m.user_id
+            where m.project_id = $1 order by u.id limit $2 offset $3""",
+        project_id, limit, offset,
+    )
+    return total, rows
+
+
+async def member(db: Executor, project_id: int, user_id: int) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        f"select {MEMBER_COLUMNS} from members m join users u on u.id = m.user_id "
+        "where m.project_id = $1 and m.user_id = $2",
+        project_id, user_id,
+    )
+
+
+async def add_member(db: Executor, project_id: int, user_id: int, access_level: int) -> bool:
+    """Add a member; False when the user is a member already."""
+    status = await db.execute(
+        "insert into members (project_id, user_id, access_level) values ($1, $2, $3) on conflict do nothing",
+        project_id, user_id, access_level,
+    )
+    return status.endswith(" 1")
+
+
+async def update_member(db: Executor, project_id: int, user_id: int, access_level: int) -> bool:
+    status = await db.execute(
+        "update members set access_level = $3 where project_id = $1 and user_id = $2", project_id, user_id, access_level
+    )
+    return status.endswith(" 1")
+
+
+async def remove_member(db: Executor, project_id: int, user_id: int) -> bool:
+    status = await db.execute("delete from members where project_id = $1 and user_id = $2", project_id, user_id)
+    return status.endswith(" 1")

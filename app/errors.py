@@ -1,0 +1,79 @@
+"""The one error type of errgate and the middleware that renders every failure as JSON.
+
+Handlers and domain code raise :class:`HTTPProblem`; nothing else builds an error response.
+GitLab's REST API and Sentry's ingestion protocol use different error bodies, so the
+constructors below produce each family's shape, but rendering happens in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Mapping
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger("errgate.errors")
+
+
+class HTTPProblem(Exception):
+    """A failure that knows its HTTP status, JSON body and extra headers."""
+
+    def __init__(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"{status} {body}")
+        self.status = status
+        self.body = dict(body)
+        self.headers = dict(headers or {})
+
+    # GitLab REST API shapes -------------------------------------------------
+    @classmethod
+    def gitlab(cls, status: int, message: str) -> "HTTPProblem":
+        """GitLab's ``{"message": "404 Project Not Found"}`` shape."""
+        return cls(status, {"message": message})
+
+    @classmethod
+    def bad_params(cls, error: str) -> "HTTPProblem":
+        """GitLab's (Grape's) parameter error: 400 ``{"error": "active is missing"}``."""
+        return cls(400, {"error": error})
+
+    # Sentry ingestion shapes ------------------------------------------------
+    @classmethod
+    def sentry(
+        cls, status: int, detail: str, causes: list[str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> "HTTPProblem":
+        """Relay's ``{"detail": "...", "causes": [...]}`` shape."""
+        return cls(status, {"detail": detail, "causes": list(causes or [])}, headers)
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """Serialise ``body`` with orjson; the single way errgate writes JSON."""
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def render(problem: HTTPProblem) -> web.Response:
+    return json_response(problem.body, problem.status, problem.headers)
+
+
+_HTTP_MESSAGES = {404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Request Entity Too Large"}
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every exception into a JSON response; log unexpected ones once with the request id."""
+    try:
+        return await handler(request)
+    except HTTPProblem as problem:
+        return render(problem)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = _HTTP_MESSAGES.get(exc.status, f"{exc.status} {exc.reason}")
+        return json_response({"message": message}, exc.status, {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request.get("request_id"), "route": request.path})
+        return json_response({"message": "500 Internal Server Error"}, 500)

@@ -1,0 +1,74 @@
+"""Identity operations shared by the REST API and the CLI: users, projects, members, tokens.
+
+Each function validates its input, runs the SQL through ``app.db`` and raises
+:class:`~app.errors.HTTPProblem` with GitLab's status and body when something is wrong,
+so that both front ends answer the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import asyncpg
+
+from app import auth
+from app.db import projects, users
+from app.errors import HTTPProblem
+
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+_PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+
+
+async def create_user(pool: asyncpg.Pool, username: str, name: str, email: str | None, admin: bool) -> asyncpg.Record:
+    if not _USERNAME_RE.match(username) or username.endswith((".git", ".atom")):
+        raise HTTPProblem(400, {"message": {"username": ["is invalid"]}})
+    try:
+        return await users.create_user(pool, username, name, email, admin)
+    except asyncpg.UniqueViolationError as exc:
+        field = "Email" if exc.constraint_name == "users_email_key" else "Username"
+        raise HTTPProblem.gitlab(409, f"{field} has already been taken") from None
+
+
+def split_project_path(path_with_namespace: str) -> tuple[str, str]:
+    """``group/sub/app`` → (``group/sub``, ``app``), validating each segment."""
+    segments = path_with_namespace.strip("/").split("/")
+    if len(segments) < 2 or not all(_PATH_SEGMENT_RE.match(s) for s in segments):
+        raise HTTPProblem(400, {"message": {"path": ["must be a namespaced path such as group/app"]}})
+    return "/".join(segments[:-1]), segments[-1]
+
+
+async def create_project(
+    pool: asyncpg.Pool, path_with_namespace: str, name: str | None, description: str | None, creator_id: int | None
+) -> asyncpg.Record:
+    namespace, path = split_project_path(path_with_namespace)
+    async with pool.acquire() as conn:
+        try:
+            return await projects.create_project(conn, name or path, path, namespace, description, creator_id)
+        except asyncpg.UniqueViolationError:
+            raise HTTPProblem(400, {"message": {"path": ["has already been taken"]}}) from None
+
+
+async def require_user(pool: asyncpg.Pool, ref: int | str) -> asyncpg.Record:
+    row = await (users.user_by_id(pool, ref) if isinstance(ref, int) else users.user_by_username(pool, ref))
+    if row is None:
+        raise HTTPProblem.gitlab(404, "404 User Not Found")
+    return row
+
+
+async def add_member(pool: asyncpg.Pool, project_id: int, user_id: int, access_level: int) -> asyncpg.Record:
+    await require_user(pool, user_id)
+    if not await projects.add_member(pool, project_id, user_id, access_level):
+        raise HTTPProblem.gitlab(409, "Member already exists")
+    return await projects.member(pool, project_id, user_id)
+
+
+async def create_token(
+    pool: asyncpg.Pool, user_id: int, name: str, scopes: list[str], expires_at: date | None
+) -> tuple[asyncpg.Record, str]:
+    """A new token for the user; returns the row and the token, which is shown only this once."""
+    if expires_at is not None and expires_at <= date.today():
+        raise HTTPProblem(400, {"message": {"expires_at": ["must be in the future"]}})
+    token = auth.generate_token()
+    row = await users.create_token(pool, user_id, name, auth.token_digest(token), scopes, expires_at)
+    return row, token

@@ -1,0 +1,23 @@
+"""Typed keys for objects stored on the aiohttp application (one place, so nothing is stringly typed)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiohttp import web
+
+from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.ingest.keycache import KeyCache
+    from app.ingest.writer import EventWriter
+    from app.metrics import Metrics
+    from app.lifecycle import Lifecycle
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+KEY_CACHE: web.AppKey["KeyCache"] = web.AppKey("key_cache")
+WRITER: web.AppKey["EventWriter"] = web.AppKey("writer")
+METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
+LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
