@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from aiohttp import web
 
@@ -22,7 +22,6 @@ from app.errors import HTTPProblem
 TOKEN_PREFIX = "glpat-"
 SCOPES = ("api", "read_api")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_CALLER = "caller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +33,9 @@ class Caller:
     is_admin: bool
     scopes: tuple[str, ...]
     token_id: int
+
+
+CALLER = web.RequestKey("caller", Caller)
 
 
 def generate_token() -> str:
@@ -66,7 +68,7 @@ def _invalid_token(description: str) -> HTTPProblem:
 
 async def authenticate(request: web.Request) -> Caller:
     """The caller of a REST request, or 401; a ``read_api`` token on a write is 403 (GitLab's order)."""
-    cached = request.get(_CALLER)
+    cached = request.get(CALLER)
     if cached is not None:
         return cached
     token = token_from_request(request)
@@ -96,7 +98,7 @@ async def authenticate(request: web.Request) -> Caller:
     if row["last_used_at"] is None or (datetime.now(timezone.utc) - row["last_used_at"]).total_seconds() > 60:
         await users.touch_token(pool, row["token_id"])
     caller = Caller(row["id"], row["username"], row["is_admin"], scopes, row["token_id"])
-    request[_CALLER] = caller
+    request[CALLER] = caller
     return caller
 
 
@@ -105,9 +107,3 @@ async def require_admin(request: web.Request) -> Caller:
     if not caller.is_admin:
         raise HTTPProblem.gitlab(403, "403 Forbidden")
     return caller
-
-
-def parse_expiry(value: str | date | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)

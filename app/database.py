@@ -10,7 +10,7 @@ from aiohttp import web
 
 from app import keys
 from app.auth import token_digest
-from app.db import migrations, users
+from app.db import migrations, partitions, users
 from app.db.pool import create_pool, database_url
 
 log = logging.getLogger("errgate.database")
@@ -23,9 +23,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         async with pool.acquire() as conn:
             await migrations.migrate(conn)
+            await partitions.maintain(conn, settings.event_retention_days)
             if settings.root_token:
                 await users.ensure_root(conn, token_digest(settings.root_token))
         app[keys.POOL] = pool
+        app[keys.DSN] = dsn
         yield
     finally:
         await pool.close()

@@ -13,6 +13,8 @@ from typing import Any, Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
+from app.keys import REQUEST_ID
+
 log = logging.getLogger("errgate.errors")
 
 
@@ -75,5 +77,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = _HTTP_MESSAGES.get(exc.status, f"{exc.status} {exc.reason}")
         return json_response({"message": message}, exc.status, {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get("request_id"), "route": request.path})
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
         return json_response({"message": "500 Internal Server Error"}, 500)

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+DSN = web.AppKey("dsn", str)
 KEY_CACHE: web.AppKey["KeyCache"] = web.AppKey("key_cache")
 WRITER: web.AppKey["EventWriter"] = web.AppKey("writer")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
+REQUEST_ID = web.RequestKey("request_id", str)

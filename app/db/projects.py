@@ -53,7 +53,12 @@ async def list_projects(
 
 
 async def delete_project(db: Executor, project_id: int) -> None:
-    await db.execute("delete from projects where id = $1", project_id)
+    """Delete the project and everything in it; collectors drop its cached keys."""
+    await db.execute(
+        "with d as (delete from projects where id = $1 returning id) "
+        "select pg_notify('errgate_keys', 'project:' || id) from d",
+        project_id,
+    )
 
 
 async def list_members(db: Executor, project_id: int, limit: int, offset: int) -> tuple[int, list[asyncpg.Record]]:

@@ -1,0 +1,91 @@
+"""Daily partitions of ``error_tracking_error_events``: created ahead of time, dropped whole by retention.
+
+Dropping a partition subtracts its events from each error's ``events_count`` in the same
+transaction, so the counters keep matching the events that are stored. Errors whose last
+event has aged out are deleted with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date, datetime, timedelta, timezone
+
+import asyncpg
+
+log = logging.getLogger("errgate.partitions")
+
+PARENT = "error_tracking_error_events"
+DAYS_AHEAD = 7
+_NAME_RE = re.compile(rf"^{PARENT}_(\d{{8}})$")
+_LOCK_KEY = 0x6572726761746570  # "errgatep"
+
+
+def partition_name(day: date) -> str:
+    return f"{PARENT}_{day:%Y%m%d}"
+
+
+def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime:
+    """Events older than this are outside retention (and are clamped to their receive time on ingest)."""
+    now = now or datetime.now(timezone.utc)
+    return now - timedelta(days=retention_days)
+
+
+async def existing_partitions(conn: asyncpg.Connection) -> dict[date, str]:
+    rows = await conn.fetch(
+        """select c.relname from pg_inherits i
+           join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
+           where p.relname = $1""",
+        PARENT,
+    )
+    found = {}
+    for row in rows:
+        match = _NAME_RE.match(row["relname"])
+        if match:
+            found[datetime.strptime(match.group(1), "%Y%m%d").date()] = row["relname"]
+    return found
+
+
+async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | None = None) -> dict[str, list[str]]:
+    """Create the partitions from the retention cutoff to ``DAYS_AHEAD`` days ahead; drop expired ones."""
+    today = today or datetime.now(timezone.utc).date()
+    first_day = today - timedelta(days=retention_days + 1)
+    created: list[str] = []
+    dropped: list[str] = []
+    await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY)
+    try:
+        existing = await existing_partitions(conn)
+        day = first_day
+        while day <= today + timedelta(days=DAYS_AHEAD):
+            if day not in existing:
+                name = partition_name(day)
+                await conn.execute(
+                    f"create table if not exists {name} partition of {PARENT} "
+                    f"for values from ('{day.isoformat()}') to ('{(day + timedelta(days=1)).isoformat()}')"
+                )
+                created.append(name)
+            day += timedelta(days=1)
+        for day, name in sorted(existing.items()):
+            if day < first_day:
+                await _drop(conn, name, first_day)
+                dropped.append(name)
+    finally:
+        await conn.execute("select pg_advisory_unlock($1)", _LOCK_KEY)
+    if created or dropped:
+        log.info("partitions maintained", extra={"created": len(created), "dropped": len(dropped)})
+    return {"created": created, "dropped": dropped}
+
+
+async def _drop(conn: asyncpg.Connection, name: str, cutoff_day: date) -> None:
+    async with conn.transaction():
+        await conn.execute(f"lock table {name} in access exclusive mode")
+        await conn.execute(
+            f"""update error_tracking_errors e set events_count = greatest(0, e.events_count - c.n), updated_at = now()
+                from (select project_id, error_id, count(*) as n from {name} group by 1, 2) c
+                where e.project_id = c.project_id and e.id = c.error_id"""
+        )
+        await conn.execute(f"drop table {name}")
+        await conn.execute(
+            "delete from error_tracking_errors where events_count = 0 and last_seen_at < $1",
+            datetime.combine(cutoff_day, datetime.min.time(), timezone.utc),
+        )

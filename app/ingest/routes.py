@@ -1,0 +1,161 @@
+"""The Sentry collector endpoints: ``/envelope/`` and ``/store/`` under every DSN prefix, plus CORS.
+
+A request is authenticated from its headers or query before its body is read (so refused
+keys cost no decompression), then its body is decoded as a bounded stream, parsed, the
+``event`` item summarised and grouped, and handed to the writer. The answer is sent only
+once the event is committed. Items other than ``event`` are accepted and counted, not stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from app import keys
+from app.config import Settings
+from app.db.partitions import retention_cutoff
+from app.errors import HTTPProblem, json_response
+from app.ingest import credentials
+from app.ingest.body import read_body
+from app.ingest.envelope import normalize_event_id, parse_envelope
+from app.ingest.payload import decode_store_body, dumps_for_jsonb, load_event
+from app.ingest.summary import summarize_event
+from app.ingest.writer import PendingEvent
+
+PREFIXES = ("", "/api/v4/error_tracking/collector", "/errortracking/api/v1/projects")
+CHUNK_SIZE = 64 * 1024
+KiB = 1024
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "x-sentry-error, x-sentry-rate-limits, retry-after",
+}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "GET, POST, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "x-sentry-auth, x-requested-with, origin, accept, content-type, content-encoding, authorization, "
+        "sentry-trace, baggage"
+    ),
+    "Access-Control-Max-Age": "3600",
+}
+
+
+def item_limits(settings: Settings) -> dict[str, int]:
+    """Relay's per-item limits; the event limit is configurable."""
+    return {
+        "event": settings.max_event_bytes,
+        "transaction": settings.max_event_bytes,
+        "client_report": 100 * KiB,
+        "check_in": 100 * KiB,
+        "log": 2 * 1024 * KiB,
+    }
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def collector(handler: Handler) -> Handler:
+    """CORS headers on every answer (browser SDKs must read errors too) and rejections counted."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except HTTPProblem as problem:
+            problem.headers.update(CORS_HEADERS)
+            request.app[keys.METRICS].rejected(problem.status)
+            raise
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    return wrapped
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(status=200, headers=PREFLIGHT_HEADERS)
+
+
+async def _authorize(request: web.Request, public_key: str, project_id: int) -> None:
+    allowed_project = await request.app[keys.KEY_CACHE].project_for(public_key)
+    if allowed_project != project_id:
+        raise credentials.rejected()
+
+
+async def _read(request: web.Request) -> bytes:
+    settings = request.app[keys.SETTINGS]
+    return await read_body(
+        request.content.iter_chunked(CHUNK_SIZE),
+        request.headers.get("Content-Encoding"),
+        max_body_bytes=settings.max_body_bytes,
+        max_decoded_bytes=settings.max_envelope_bytes,
+    )
+
+
+def _project_id(request: web.Request) -> int:
+    project_id = int(request.match_info["project_id"])
+    if project_id > 2**63 - 1:
+        raise credentials.rejected()
+    return project_id
+
+
+async def _store(request: web.Request, project_id: int, event: dict, event_id: str | None) -> str:
+    """Summarise, group and commit one event; returns its id once it is durable."""
+    settings = request.app[keys.SETTINGS]
+    received_at = datetime.now(timezone.utc)
+    event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
+    summary = summarize_event(event, received_at=received_at)
+    if summary.occurred_at < retention_cutoff(settings.event_retention_days, received_at):
+        summary = replace(summary, occurred_at=received_at)  # older than retention: keep it, as received now
+    event["event_id"] = event_id
+    pending = PendingEvent(project_id, event_id, summary, dumps_for_jsonb(event), received_at)
+    await request.app[keys.WRITER].write(pending)
+    return event_id
+
+
+@collector
+async def envelope_endpoint(request: web.Request) -> web.Response:
+    project_id = _project_id(request)
+    public_key = credentials.key_from_request(request.headers, request.query)
+    if public_key is not None:
+        await _authorize(request, public_key, project_id)
+    envelope = parse_envelope(await _read(request), max_item_bytes=item_limits(request.app[keys.SETTINGS]))
+    if public_key is None:
+        public_key = credentials.key_from_dsn(envelope.headers.get("dsn"))
+        if public_key is None:
+            raise credentials.unauthorized()
+        await _authorize(request, public_key, project_id)
+    metrics = request.app[keys.METRICS]
+    event_id = envelope.event_id
+    for item in envelope.items:
+        metrics.item_received(item.type)
+        if item.type == "event":
+            event = load_event(item.payload, max_bytes=request.app[keys.SETTINGS].max_event_bytes)
+            event_id = await _store(request, project_id, event, event_id)
+    return json_response({"id": event_id} if event_id else {})
+
+
+@collector
+async def store_endpoint(request: web.Request) -> web.Response:
+    project_id = _project_id(request)
+    public_key = credentials.key_from_request(request.headers, request.query)
+    if public_key is None:
+        raise credentials.unauthorized()
+    await _authorize(request, public_key, project_id)
+    settings = request.app[keys.SETTINGS]
+    body = decode_store_body(await _read(request), max_bytes=settings.max_event_bytes)
+    request.app[keys.METRICS].item_received("event")
+    event_id = await _store(request, project_id, load_event(body, max_bytes=settings.max_event_bytes), None)
+    return json_response({"id": event_id})
+
+
+def setup_routes(app: web.Application) -> None:
+    for prefix in PREFIXES:
+        for name, handler in (("envelope", envelope_endpoint), ("store", store_endpoint)):
+            for slash in ("/", ""):
+                path = f"{prefix}/api/{{project_id:\\d+}}/{name}{slash}"
+                app.router.add_post(path, handler)
+                app.router.add_route("OPTIONS", path, preflight)

@@ -1,0 +1,62 @@
+"""The collector's resources, opened and closed with the application: key cache and its
+change listener, the batch writer, and the hourly partition maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from app import keys
+from app.db import partitions
+from app.ingest.keycache import KeyCache, listen_for_changes
+from app.ingest.writer import EventWriter
+
+log = logging.getLogger("errgate.ingest")
+
+MAINTENANCE_INTERVAL_SECONDS = 3600
+
+
+async def _maintain_partitions(pool: asyncpg.Pool, retention_days: int) -> None:
+    while True:
+        await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+        try:
+            async with pool.acquire() as conn:
+                await partitions.maintain(conn, retention_days)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("partition maintenance failed; retrying next hour", extra={"error": type(exc).__name__})
+
+
+async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    pool = app[keys.POOL]
+    metrics = app[keys.METRICS]
+    cache = KeyCache(pool, settings.key_cache_ttl_seconds)
+    writer = EventWriter(
+        pool,
+        max_batch=settings.batch_max_events,
+        max_wait_ms=settings.batch_max_wait_ms,
+        max_pending=settings.max_pending_events,
+        observe=metrics.observe_batch,
+    )
+    metrics.track(
+        queue_depth=lambda: writer.pending,
+        pool_in_use=lambda: pool.get_size() - pool.get_idle_size(),
+        pool_size=pool.get_size,
+    )
+    app[keys.KEY_CACHE] = cache
+    app[keys.WRITER] = writer
+    writer.start()
+    maintenance = asyncio.create_task(_maintain_partitions(pool, settings.event_retention_days))
+    try:
+        async with listen_for_changes(app[keys.DSN], cache):
+            yield
+    finally:
+        maintenance.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance
+        await writer.close()

@@ -1,0 +1,247 @@
+"""Group commit of events: requests queue parsed events, a writer commits them in batches.
+
+Each batch is one transaction: new errors inserted with set-based upserts, events bulk
+inserted (duplicates of an ``event_id`` skipped by the primary key), counters updated
+from the rows really inserted. A request is answered only after its batch committed.
+
+Backpressure: when more than ``max_pending`` events wait, :meth:`EventWriter.write` raises
+429 with ``Retry-After`` at once instead of letting memory grow. When PostgreSQL cannot be
+reached it raises 503 with ``Retry-After``, and keeps failing fast for a second before it
+tries the database again, so that requests never hang on a dead database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import asyncpg
+
+from app.errors import HTTPProblem
+from app.ingest.summary import EventSummary
+
+log = logging.getLogger("errgate.writer")
+
+RETRY_AFTER_OVERLOADED = 1
+RETRY_AFTER_UNAVAILABLE = 5
+FAIL_FAST_SECONDS = 1.0
+DEADLOCK_RETRIES = 3
+
+# Failures that mean "the database is not reachable right now" (as opposed to a bad event).
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    project_id: int
+    event_id: str
+    summary: EventSummary
+    payload: str
+    received_at: datetime
+    future: asyncio.Future[bool] = field(default=None)  # type: ignore[assignment]
+
+
+BatchObserver = Callable[[int, int, float], None]
+
+
+def overloaded() -> HTTPProblem:
+    return HTTPProblem.sentry(
+        429, "too many events waiting to be stored", ["the writer is behind; retry later"],
+        {"Retry-After": str(RETRY_AFTER_OVERLOADED)},
+    )
+
+
+def unavailable() -> HTTPProblem:
+    return HTTPProblem.sentry(
+        503, "event storage is unavailable", ["the database cannot be reached"],
+        {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+    )
+
+
+class EventWriter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        max_pending: int,
+        concurrency: int = 2,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        self.pool = pool
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self.max_pending = max_pending
+        self.concurrency = concurrency
+        self.observe = observe
+        self._queue: list[PendingEvent] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._down_until = 0.0
+        self.in_flight = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + self.in_flight
+
+    @property
+    def database_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"errgate-writer-{i}") for i in range(self.concurrency)]
+
+    async def close(self) -> None:
+        """Stop taking events, commit everything queued, answer it, then return."""
+        self._closing = True
+        self._wake.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def write(self, event: PendingEvent) -> bool:
+        """Queue ``event`` and wait until it is committed; True if stored, False if it was a duplicate."""
+        if self._closing or self.database_down:
+            raise unavailable()
+        if self.pending >= self.max_pending:
+            raise overloaded()
+        event.future = asyncio.get_running_loop().create_future()
+        self._queue.append(event)
+        self._wake.set()
+        return await event.future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            deadline = loop.time() + self.max_wait
+            while len(self._queue) < self.max_batch and not self._closing and loop.time() < deadline:
+                await asyncio.sleep(min(0.001, max(0.0, deadline - loop.time())))
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[PendingEvent]) -> None:
+        self.in_flight += len(batch)
+        started = time.perf_counter()
+        try:
+            inserted = await self._write_with_retries(batch)
+        except UNAVAILABLE as exc:
+            self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+            log.warning("database unavailable; batch answered 503", extra={"events": len(batch), "error": type(exc).__name__})
+            _fail(batch, unavailable())
+        except asyncpg.PostgresError:
+            # A batch-level failure that is not about connectivity: isolate the offending event(s).
+            await self._commit_one_by_one(batch)
+        else:
+            self._down_until = 0.0
+            for event in batch:
+                if not event.future.done():
+                    event.future.set_result((event.project_id, event.event_id) in inserted)
+            if self.observe:
+                self.observe(len(batch), len(inserted), time.perf_counter() - started)
+        finally:
+            self.in_flight -= len(batch)
+
+    async def _commit_one_by_one(self, batch: list[PendingEvent]) -> None:
+        for event in batch:
+            try:
+                inserted = await self._write_with_retries([event])
+            except UNAVAILABLE:
+                _fail([event], unavailable())
+            except asyncpg.PostgresError as exc:
+                log.error("event rejected by the database", extra={"project_id": event.project_id, "error": str(exc)})
+                _fail([event], HTTPProblem.sentry(400, "event could not be stored", [type(exc).__name__]))
+            else:
+                if not event.future.done():
+                    event.future.set_result(bool(inserted))
+
+    async def _write_with_retries(self, batch: list[PendingEvent]) -> set[tuple[int, str]]:
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                return await write_batch(self.pool, batch)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _fail(batch: list[PendingEvent], problem: HTTPProblem) -> None:
+    for event in batch:
+        if not event.future.done():
+            event.future.set_exception(problem)
+
+
+async def write_batch(pool: asyncpg.Pool, batch: list[PendingEvent]) -> set[tuple[int, str]]:
+    """Store a batch in one transaction; returns the (project_id, event_id) pairs really inserted."""
+    groups: dict[tuple[int, str], PendingEvent] = {}
+    for event in sorted(batch, key=lambda e: (e.project_id, e.summary.fingerprint)):
+        groups.setdefault((event.project_id, event.summary.fingerprint), event)
+    firsts = [e for e in groups.values()]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """insert into error_tracking_errors
+                   (project_id, fingerprint, name, description, actor, platform, first_seen_at, last_seen_at)
+               select p, f, n, d, a, pl, t, t
+               from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+                    as x(p, f, n, d, a, pl, t)
+               on conflict (project_id, fingerprint) do nothing""",
+            [e.project_id for e in firsts], [e.summary.fingerprint for e in firsts], [e.summary.name for e in firsts],
+            [e.summary.description for e in firsts], [e.summary.actor for e in firsts],
+            [e.summary.platform for e in firsts], [e.summary.occurred_at for e in firsts],
+        )
+        rows = await conn.fetch(
+            """select e.id, e.project_id, e.fingerprint from error_tracking_errors e
+               join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f""",
+            [key[0] for key in groups], [key[1] for key in groups],
+        )
+        error_ids = {(r["project_id"], r["fingerprint"]): r["id"] for r in rows}
+        ordered = sorted(batch, key=lambda e: (e.project_id, e.event_id))
+        inserted = await conn.fetch(
+            """insert into error_tracking_error_events
+                   (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, payload)
+               select p, er, ev, l, env, rel, t, r, pl::jsonb
+               from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                           $7::timestamptz[], $8::timestamptz[], $9::text[]) as x(p, er, ev, l, env, rel, t, r, pl)
+               on conflict do nothing
+               returning project_id, error_id, event_id, occurred_at""",
+            [e.project_id for e in ordered],
+            [error_ids[(e.project_id, e.summary.fingerprint)] for e in ordered],
+            [e.event_id for e in ordered], [e.summary.level for e in ordered],
+            [e.summary.environment for e in ordered], [e.summary.release for e in ordered],
+            [e.summary.occurred_at for e in ordered], [e.received_at for e in ordered], [e.payload for e in ordered],
+        )
+        if inserted:
+            await conn.execute(
+                """update error_tracking_errors e
+                   set events_count = e.events_count + c.n,
+                       first_seen_at = least(e.first_seen_at, c.first_seen),
+                       last_seen_at = greatest(e.last_seen_at, c.last_seen),
+                       status = case when e.status = 'resolved' then 'unresolved' else e.status end,
+                       updated_at = now()
+                   from (select p, er, count(*) as n, min(t) as first_seen, max(t) as last_seen
+                         from unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) as x(p, er, t)
+                         group by p, er order by p, er) c
+                   where e.project_id = c.p and e.id = c.er""",
+                [r["project_id"] for r in inserted], [r["error_id"] for r in inserted],
+                [r["occurred_at"] for r in inserted],
+            )
+    return {(r["project_id"], r["event_id"].hex) for r in inserted}

@@ -1,0 +1,74 @@
+"""Prometheus metrics of one errgate process (prometheus-client), kept in a registry per application.
+
+Served at ``/metrics`` on the main port, or on ``ERRGATE_METRICS_PORT`` when set. With several
+worker processes each worker has its own registry; scrape each pod's workers through the
+main port (any worker answers with its own view) or run one worker per pod (the Kubernetes
+default), which is what the manifests do.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+KNOWN_ITEM_TYPES = frozenset(
+    {
+        "event", "transaction", "attachment", "session", "sessions", "client_report", "user_report", "feedback",
+        "check_in", "log", "span", "otel_span", "profile", "profile_chunk", "replay_event", "replay_recording",
+        "statsd", "metric_buckets", "security", "nel",
+    }
+)
+REJECTION_REASONS = {
+    400: "invalid", 401: "unauthorized", 403: "forbidden", 413: "too_large", 415: "unsupported_encoding",
+    429: "overloaded", 503: "unavailable",
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("errgate_http_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r)
+        self.latency = Histogram(
+            "errgate_http_request_duration_seconds", "HTTP request latency by route", ["route"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.items = Counter("errgate_ingest_items", "Envelope items received, by type", ["type"], registry=r)
+        self.events_accepted = Counter("errgate_events_accepted", "Events answered 200 after commit", registry=r)
+        self.events_stored = Counter("errgate_events_stored", "Events inserted (duplicates excluded)", registry=r)
+        self.events_rejected = Counter(
+            "errgate_events_rejected", "Collector requests refused, by reason", ["reason"], registry=r
+        )
+        self.batch_size = Histogram(
+            "errgate_writer_batch_size", "Events per committed batch", registry=r,
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000),
+        )
+        self.commit_seconds = Histogram(
+            "errgate_writer_commit_duration_seconds", "Time to commit one batch", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.queue_depth = Gauge("errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r)
+        self.pool_in_use = Gauge("errgate_db_pool_connections_in_use", "Database connections in use", registry=r)
+        self.pool_size = Gauge("errgate_db_pool_connections", "Database connections open", registry=r)
+
+    def item_received(self, item_type: str) -> None:
+        self.items.labels(item_type if item_type in KNOWN_ITEM_TYPES else "other").inc()
+
+    def rejected(self, status: int) -> None:
+        self.events_rejected.labels(REJECTION_REASONS.get(status, str(status))).inc()
+
+    def observe_batch(self, size: int, inserted: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.commit_seconds.observe(seconds)
+        self.events_accepted.inc(size)
+        self.events_stored.inc(inserted)
+
+    def track(self, queue_depth: Callable[[], float], pool_in_use: Callable[[], float], pool_size: Callable[[], float]) -> None:
+        self.queue_depth.set_function(queue_depth)
+        self.pool_in_use.set_function(pool_in_use)
+        self.pool_size.set_function(pool_size)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,51 @@
+"""Per-request observation: a request id, one structured access log line, and the HTTP metrics.
+
+The log line carries the request id, method, route pattern, status, duration and project id
+(when the route has one) — never headers, query strings, bodies, tokens or keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from aiohttp import web
+
+from app import keys
+from app.errors import Handler
+
+log = logging.getLogger("errgate.access")
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info
+    resource = info.route.resource if info.route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request[keys.REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        duration = time.perf_counter() - started
+        route = _route(request)
+        metrics = request.app[keys.METRICS]
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.latency.labels(route).observe(duration)
+        project = request.match_info.get("project_id") or request.match_info.get("id")
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id, "method": request.method, "route": route, "status": status,
+                "duration_ms": round(duration * 1000, 2), "project_id": project,
+            },
+        )

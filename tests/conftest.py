@@ -1,0 +1,220 @@
+"""Shared fixtures: a throwaway PostgreSQL database per test run, errgate served on loopback, factories.
+
+The database comes from ``TEST_DATABASE_URL`` or ``DATABASE_URL`` when set (the dev and CI
+machines run PostgreSQL on 127.0.0.1:5432), else from the embedded server. Each run creates
+its own database and drops it at the end; every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from app import identity
+from app.config import Settings
+from app.keys import SETTINGS
+from app.db import migrations, users
+from app.server import create_app, make_runner
+
+ROOT_TOKEN = "glpat-test-root-token-0123456789"
+# Deleting users and projects cascades to every other table; DELETE is much faster than
+# TRUNCATE on the many small partitions of the events table.
+CLEANUP = "delete from projects; delete from users;"
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server (TCP or Unix socket in ``?host=``), another database."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def base_database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from app.db.embedded import start_embedded
+
+    return start_embedded(Path(tempfile.mkdtemp(prefix="errgate-test-pg-")), "postgres")
+
+
+@pytest.fixture(scope="session")
+async def database_url(base_database_url: str) -> AsyncIterator[str]:
+    name = f"errgate_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(base_database_url)
+    try:
+        await admin.execute(f'create database "{name}"')
+        url = _with_database(base_database_url, name)
+        conn = await asyncpg.connect(url)
+        try:
+            await migrations.migrate(conn)
+        finally:
+            await conn.close()
+        yield url
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as created:
+        yield created
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(request: pytest.FixtureRequest) -> None:
+    """Empty every table before a test that uses the database (migrations stay applied)."""
+    if "pool" not in request.fixturenames:
+        return
+    pool: asyncpg.Pool = request.getfixturevalue("pool")
+    await pool.execute(CLEANUP)
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        database_url=database_url,
+        external_url="http://errgate.test:8080",
+        root_token=ROOT_TOKEN,
+        key_cache_ttl_seconds=1.0,
+        event_retention_days=7,
+        shutdown_grace_seconds=5.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclasses.dataclass
+class Server:
+    url: str
+    app: web.Application
+    runner: web.AppRunner
+
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def start_server(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[ServerFactory]:
+    """Start errgate (the real app, runner and socket) on 127.0.0.1 with settings overrides."""
+    started: list[web.AppRunner] = []
+
+    async def start(**overrides: Any) -> Server:
+        app = create_app(test_settings(database_url, **overrides))
+        runner = make_runner(app, app[SETTINGS].shutdown_grace_seconds)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        started.append(runner)
+        port = runner.addresses[0][1]
+        return Server(f"http://127.0.0.1:{port}", app, runner)
+
+    yield start
+    for runner in reversed(started):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> Server:
+    return await start_server()
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+
+class Api:
+    """A thin HTTP client for the REST API: ``await api.get("/projects", token=t)`` → :class:`Reply`."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def request(
+        self, method: str, path: str, *, token: str | None = None, json: Any = None, data: Any = None,
+        params: Any = None, headers: dict[str, str] | None = None,
+    ) -> Reply:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["PRIVATE-TOKEN"] = token
+        url = path if path.startswith("http") else self.base + "/api/v4" + path
+        async with self.session.request(
+            method, url, json=json, data=data, params=params, headers=all_headers
+        ) as response:
+            raw = await response.read()
+            body = await response.json(content_type=None) if raw else None
+            return Reply(response.status, body, response.headers)
+
+    async def get(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("DELETE", path, **kwargs)
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, server.url)
+
+
+@dataclasses.dataclass
+class World:
+    """Factories that create users, tokens and projects directly through the domain layer."""
+
+    pool: asyncpg.Pool
+
+    async def user(self, username: str | None = None, *, admin: bool = False) -> asyncpg.Record:
+        username = username or f"user{secrets.token_hex(4)}"
+        return await identity.create_user(self.pool, username, username.title(), None, admin)
+
+    async def token(
+        self, user: asyncpg.Record, scopes: tuple[str, ...] = ("api",), expires_at: date | None = None,
+        revoked: bool = False,
+    ) -> str:
+        from app.auth import generate_token, token_digest
+
+        token = generate_token()
+        row = await users.create_token(self.pool, user["id"], "test", token_digest(token), list(scopes), expires_at)
+        if revoked:
+            await users.revoke_token(self.pool, row["id"])
+        return token
+
+    async def project(self, path: str = "group/app", owner: asyncpg.Record | None = None) -> asyncpg.Record:
+        return await identity.create_project(self.pool, path, None, None, owner["id"] if owner else None)
+
+    async def member(self, project: asyncpg.Record, user: asyncpg.Record, level: int) -> None:
+        await identity.add_member(self.pool, project["id"], user["id"], level)
+
+    async def user_with_role(self, project: asyncpg.Record, level: int) -> str:
+        """A new user with ``level`` in ``project``; returns an ``api`` token."""
+        user = await self.user()
+        await self.member(project, user, level)
+        return await self.token(user)
+
+
+@pytest.fixture
+def world(pool: asyncpg.Pool) -> World:
+    return World(pool)
