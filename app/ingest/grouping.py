@@ -1,0 +1,357 @@
+"""Grouping: the fingerprint that decides which error group an incoming event joins.
+
+This module owns Sentry's grouping order -- a custom ``fingerprint`` (with ``{{ default }}``
+expansion), else the stack trace of the primary exception (in-app frames only when any
+exist), else the exception type and normalised value, else the message template -- and
+the normalisation that keeps volatile details (numbers, ids, addresses, dates, build
+hashes, deploy paths, line numbers) out of the group key.
+
+It also owns the tolerant accessors for the parts of an event payload that grouping and
+the event summary both read (primary exception, crash frames, log entry), so both agree
+on what "the primary exception" and "the crashing stack" are.
+
+Everything is pure and never raises on garbage: a field that is missing, null or of the
+wrong type is treated as absent. Regexes are compiled once at import; this runs on the
+ingest hot path for every event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from typing import Any, NamedTuple
+
+__all__ = [
+    "FINGERPRINT_LENGTH",
+    "GROUPING_VERSION",
+    "LogEntry",
+    "crash_frames",
+    "default_components",
+    "exception_values",
+    "fingerprint_for",
+    "grouping_components",
+    "in_app_or_all",
+    "log_entry",
+    "normalise_filename",
+    "normalise_text",
+    "primary_exception",
+    "stacktrace_frames",
+]
+
+#: Mixed into every digest so a future change of the algorithm can never collide with old groups.
+GROUPING_VERSION = "errgate-grouping-1"
+#: Length of the hex digest returned by :func:`fingerprint_for`.
+FINGERPRINT_LENGTH = 32
+#: Only this many characters of an exception value or message take part in grouping.
+MAX_GROUPED_TEXT_CHARS = 1024
+
+_DEFAULT_PLACEHOLDER = re.compile(r"\{\{\s*default\s*\}\}", re.IGNORECASE)
+
+# One pass over the text masks every volatile token; the named group that matched picks the mask.
+_VOLATILE_TOKEN = re.compile(
+    r"(?P<uuid>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"
+    r"|(?P<date>\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:z|[+-]\d{2}(?::?\d{2})?)?)?)"
+    r"|(?P<email>(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"|(?P<ipv4>\b(?:\d{1,3}\.){3}\d{1,3}\b)"
+    r"|(?P<ipv6>(?<![\w:])(?:"
+    r"(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}"
+    r"|[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?"
+    r"|::[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*"
+    r")(?![\w:]))"
+    r"|(?P<hex>0x[0-9a-f]+|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b)"
+    r"|(?P<number>\d+(?:\.\d+)*)",
+    re.IGNORECASE,
+)
+_MASKS: dict[str | None, str] = {
+    "uuid": "<uuid>",
+    "date": "<date>",
+    "email": "<email>",
+    "ipv4": "<ip>",
+    "ipv6": "<ip>",
+    "hex": "<hex>",
+    "number": "<n>",
+}
+
+_URL_SCHEME_AND_HOST = re.compile(r"^[a-z][a-z0-9+.-]*://[^/]*", re.IGNORECASE)
+_VENDOR_DIRECTORY = re.compile(r"^.*/(?:site-packages|dist-packages|node_modules)/")
+_WINDOWS_DRIVE = re.compile(r"^[a-z]:/", re.IGNORECASE)
+_BUILD_HASH = re.compile(r"[.-](?=[0-9a-f]*\d)[0-9a-f]{8,}(?=\.)", re.IGNORECASE)
+_MINIFIED_SUFFIX = re.compile(r"\.min(?=\.[a-z0-9]+$)", re.IGNORECASE)
+_ABSOLUTE_PATH_KEPT_SEGMENTS = 2
+
+_ADDRESS_IN_FUNCTION = re.compile(r"0x[0-9a-f]+", re.IGNORECASE)
+_ANONYMOUS_FUNCTIONS = frozenset({"?", "<anonymous>", "<unknown>"})
+
+
+class LogEntry(NamedTuple):
+    """A ``logentry``/``message`` read tolerantly: template before params, formatted after."""
+
+    template: str | None
+    formatted: str | None
+    params: object
+
+
+# --- tolerant accessors -------------------------------------------------------------------
+
+
+def _dict_or_none(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def _text_or_none(value: object) -> str | None:
+    """A non-empty string, else ``None``."""
+    return value if isinstance(value, str) and value else None
+
+
+def _values_list(container: object) -> list[Any]:
+    """The entries of a ``{"values": [...]}`` container or of a bare list."""
+    if isinstance(container, dict):
+        container = container.get("values")
+    return container if isinstance(container, list) else []
+
+
+def exception_values(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event's exceptions, oldest first, with nulls and non-objects dropped."""
+    return [value for value in _values_list(event.get("exception")) if isinstance(value, dict)]
+
+
+def primary_exception(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The primary exception: the last (most recent) one of the chain, if any."""
+    values = exception_values(event)
+    return values[-1] if values else None
+
+
+def stacktrace_frames(stacktrace: object) -> list[dict[str, Any]]:
+    """The frames of a stacktrace object, oldest first, non-objects dropped."""
+    stacktrace = _dict_or_none(stacktrace)
+    frames = stacktrace.get("frames") if stacktrace else None
+    if not isinstance(frames, list):
+        return []
+    return [frame for frame in frames if isinstance(frame, dict)]
+
+
+def _crashed_thread_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    threads = [thread for thread in _values_list(event.get("threads")) if isinstance(thread, dict)]
+    for flag in ("crashed", "current"):
+        for thread in threads:
+            if thread.get(flag) is True:
+                return stacktrace_frames(thread.get("stacktrace"))
+    return []
+
+
+def _fallback_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Frames of the event-level ``stacktrace``, else of the crashed (or current) thread."""
+    return stacktrace_frames(event.get("stacktrace")) or _crashed_thread_frames(event)
+
+
+def crash_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The frames of the crashing stack: the primary exception's, else the fallbacks."""
+    exception = primary_exception(event)
+    frames = stacktrace_frames(exception.get("stacktrace")) if exception else []
+    return frames or _fallback_frames(event)
+
+
+def in_app_or_all(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only the frames marked ``in_app: true`` when there is any, else all of them."""
+    in_app = [frame for frame in frames if frame.get("in_app") is True]
+    return in_app or frames
+
+
+def _log_entry_from(value: object) -> LogEntry | None:
+    if isinstance(value, str):
+        return LogEntry(value, value, None) if value else None
+    if not isinstance(value, dict):
+        return None
+    entry = LogEntry(_text_or_none(value.get("message")), _text_or_none(value.get("formatted")), value.get("params"))
+    return entry if entry.template or entry.formatted else None
+
+
+def log_entry(event: dict[str, Any]) -> LogEntry | None:
+    """The event's log message: ``logentry`` first, then ``message``; a string or an object."""
+    return _log_entry_from(event.get("logentry")) or _log_entry_from(event.get("message"))
+
+
+# --- normalisation ------------------------------------------------------------------------
+
+
+def _mask_volatile_token(match: re.Match[str]) -> str:
+    return _MASKS[match.lastgroup]
+
+
+def normalise_text(text: str) -> str:
+    """Mask numbers, hex, UUIDs, IP and e-mail addresses and dates so that messages differing
+    only in such values compare equal. Quoted strings are kept (``KeyError: 'a'`` vs ``'b'``)."""
+    return _VOLATILE_TOKEN.sub(_mask_volatile_token, text[:MAX_GROUPED_TEXT_CHARS])
+
+
+def _strip_query_and_fragment(path: str) -> str:
+    for separator in ("?", "#"):
+        index = path.find(separator)
+        if index >= 0:
+            path = path[:index]
+    return path
+
+
+def _last_segments(path: str, count: int) -> str:
+    return "/".join(path.rstrip("/").split("/")[-count:])
+
+
+def _strip_build_noise(path: str) -> str:
+    """Drop webpack-style content hashes and ``.min`` from the file name."""
+    directory, slash, name = path.rpartition("/")
+    name = _MINIFIED_SUFFIX.sub("", _BUILD_HASH.sub("", name))
+    return directory + slash + name
+
+
+def normalise_filename(filename: str) -> str:
+    """A file name stripped of what varies between deploys and builds: URL scheme and host,
+    query and fragment, directories up to ``site-packages``/``node_modules``, all but the last
+    two segments of an absolute file system path, build hashes and ``.min``."""
+    path = _strip_query_and_fragment(filename.replace("\\", "/"))
+    url_prefix = _URL_SCHEME_AND_HOST.match(path)
+    is_url = url_prefix is not None
+    if url_prefix is not None:
+        path = path[url_prefix.end() :]
+    path = _VENDOR_DIRECTORY.sub("", path, count=1)
+    if is_url or path.startswith("~/"):
+        path = path.lstrip("~/.")
+    elif path.startswith("/") or _WINDOWS_DRIVE.match(path):
+        path = _last_segments(path, _ABSOLUTE_PATH_KEPT_SEGMENTS)
+    return _strip_build_noise(path)
+
+
+def _frame_function(frame: dict[str, Any]) -> str | None:
+    function = _text_or_none(frame.get("function"))
+    if function is None or function in _ANONYMOUS_FUNCTIONS:
+        return None
+    if "0x" in function or "0X" in function:
+        return _ADDRESS_IN_FUNCTION.sub("<hex>", function)
+    return function
+
+
+def _frame_location(frame: dict[str, Any]) -> str | None:
+    """``m:`` + module, else ``f:`` + normalised filename (or abs_path), else ``None``."""
+    module = _text_or_none(frame.get("module"))
+    if module is not None:
+        return "m:" + module
+    filename = _text_or_none(frame.get("filename")) or _text_or_none(frame.get("abs_path"))
+    if filename is None:
+        return None
+    normalised = normalise_filename(filename)
+    return "f:" + normalised if normalised else None
+
+
+# --- grouping components ------------------------------------------------------------------
+
+
+def _frame_components(frames: list[dict[str, Any]]) -> list[str]:
+    components: list[str] = []
+    for frame in in_app_or_all(frames):
+        location = _frame_location(frame)
+        function = _frame_function(frame)
+        if location is None and function is None:
+            continue
+        components.append(location or "")
+        components.append("fn:" + (function or ""))
+    return components
+
+
+def _stacktrace_components(event: dict[str, Any]) -> list[str]:
+    """Exception type plus (location, function) of each contributing frame; lines ignored."""
+    exception = primary_exception(event)
+    if exception is None:
+        return []
+    frames = stacktrace_frames(exception.get("stacktrace")) or _fallback_frames(event)
+    frame_components = _frame_components(frames)
+    if not frame_components:
+        return []
+    return ["stack", "type:" + (_text_or_none(exception.get("type")) or ""), *frame_components]
+
+
+def _exception_value_components(event: dict[str, Any]) -> list[str]:
+    exception = primary_exception(event)
+    if exception is None:
+        return []
+    exception_type = _text_or_none(exception.get("type"))
+    value = _text_or_none(exception.get("value"))
+    if exception_type is None and value is None:
+        return []
+    return ["exception", "type:" + (exception_type or ""), "value:" + normalise_text(value or "")]
+
+
+def _message_components(event: dict[str, Any]) -> list[str]:
+    entry = log_entry(event)
+    if entry is None:
+        return []
+    return ["message", "msg:" + normalise_text(entry.template or entry.formatted or "")]
+
+
+def default_components(event: dict[str, Any]) -> list[str]:
+    """Sentry's default grouping: stack trace, else exception type and value, else message."""
+    return (
+        _stacktrace_components(event)
+        or _exception_value_components(event)
+        or _message_components(event)
+        or ["nothing"]
+    )
+
+
+def _fingerprint_entry(entry: object) -> str | None:
+    """A fingerprint entry as text; objects, lists, nulls and non-finite numbers are dropped."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, bool):
+        return "True" if entry else "False"
+    if isinstance(entry, int):
+        try:
+            return str(entry)
+        except ValueError:  # beyond Python's int-to-str digit limit
+            return None
+    if isinstance(entry, float) and math.isfinite(entry):
+        return str(int(entry)) if entry.is_integer() else repr(entry)
+    return None
+
+
+def _custom_fingerprint(event: dict[str, Any]) -> list[str]:
+    raw = event.get("fingerprint")
+    if not isinstance(raw, list):
+        return []
+    return [text for text in map(_fingerprint_entry, raw) if text is not None]
+
+
+def _fingerprint_components(entries: list[str], event: dict[str, Any]) -> list[str]:
+    """Each entry tagged ``fp:``; ``{{ default }}`` expands in place, so ``["{{ default }}"]``
+    alone groups exactly like no fingerprint at all (as in Sentry)."""
+    components: list[str] = []
+    for entry in entries:
+        if _DEFAULT_PLACEHOLDER.fullmatch(entry.strip()):
+            components.extend(default_components(event))
+        else:
+            components.append("fp:" + entry)
+    return components
+
+
+def grouping_components(event: dict[str, Any]) -> list[str]:
+    """The ordered, kind-tagged components that identify the event's group."""
+    if not isinstance(event, dict):
+        return ["nothing"]
+    entries = _custom_fingerprint(event)
+    if entries:
+        return _fingerprint_components(entries, event)
+    return default_components(event)
+
+
+def _digest(components: list[str]) -> str:
+    """sha256 over length-prefixed components, so no two component lists share an encoding."""
+    hasher = hashlib.sha256(GROUPING_VERSION.encode())
+    for component in components:
+        encoded = component.encode("utf-8", "surrogatepass")
+        hasher.update(b"%d:" % len(encoded))
+        hasher.update(encoded)
+    return hasher.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def fingerprint_for(event: dict[str, Any]) -> str:
+    """The stable hex fingerprint of the group ``event`` belongs to."""
+    return _digest(grouping_components(event))
