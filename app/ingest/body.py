@@ -1,0 +1,296 @@
+"""Request bodies of the ingest endpoints: Content-Encoding and bounded streaming decompression.
+
+This module owns the first two size limits of the ingest path: the raw bytes a client may send
+(``max_body_bytes``) and the bytes those decode to (``max_decoded_bytes``). The body is read as a
+stream and decoded in pieces of about 64 KiB, so reading stops as soon as either limit is crossed
+and memory stays near the limit: a 1 KB gzip bomb that would inflate to gigabytes is answered 413
+after inflating one piece past the limit. It knows gzip/x-gzip, deflate (zlib-wrapped or raw), br,
+zstd and identity; ``""`` and ``UTF-8`` (sent by old Android SDKs) mean no encoding.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import AsyncIterable, Iterator, Sequence
+
+import brotli
+import zstandard
+
+from app.errors import HTTPProblem
+
+if not hasattr(brotli.Decompressor, "can_accept_more_data"):
+    # Bounded br decoding needs process(output_buffer_limit=...), new in brotli 1.2.
+    raise ImportError("app.ingest.body needs brotli >= 1.2")
+
+SUPPORTED_ENCODINGS: frozenset[str] = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
+
+# Tokens that mean "not encoded": RFC 9110's identity, an empty header (sentry-ruby), and the
+# charset the old Android SDK put in Content-Encoding.
+_NO_ENCODING = frozenset({"", "identity", "utf-8"})
+# Stacked encodings cost one decompressor each; real clients send one.
+MAX_STACKED_ENCODINGS = 3
+
+_STEP = 64 * 1024  # decoded bytes produced per decompression call (brotli may overshoot by half)
+
+# zstd: python-zstandard's decompressobj has no output limit, so input is fed in slices small
+# enough to bound the output. A zstd block decodes to at most 128 KiB and the smallest block that
+# does (an RLE block) is 4 bytes, so one input byte yields at most 32 KiB.
+_ZSTD_MAX_RATIO = 32 * 1024
+_ZSTD_STEP_BUDGET = 4 * 1024 * 1024  # worst-case output of one slice: 4 MiB (+ one pending block)
+_ZSTD_MIN_SLICE = 16
+
+
+def parse_content_encoding(value: str | None) -> tuple[str, ...]:
+    """The codings of a Content-Encoding header in the order they were applied (lowercased).
+
+    Tokens meaning "no encoding" are dropped, so ``()`` means the body is sent as is.
+    Raises 415 for an unknown coding or more than :data:`MAX_STACKED_ENCODINGS`.
+    """
+    if value is None:
+        return ()
+    codings: list[str] = []
+    for token in value.split(","):
+        name = token.strip().lower()
+        if name in _NO_ENCODING:
+            continue
+        if name not in SUPPORTED_ENCODINGS:
+            supported = ", ".join(sorted(SUPPORTED_ENCODINGS))
+            raise HTTPProblem.sentry(
+                415,
+                "unsupported content encoding",
+                [f"Content-Encoding {_shown(token.strip())} is not supported (supported: {supported})"],
+            )
+        codings.append(name)
+    if len(codings) > MAX_STACKED_ENCODINGS:
+        raise HTTPProblem.sentry(
+            415,
+            "unsupported content encoding",
+            [f"Content-Encoding stacks {len(codings)} codings; at most {MAX_STACKED_ENCODINGS} are accepted"],
+        )
+    return tuple(codings)
+
+
+async def read_body(
+    chunks: AsyncIterable[bytes],
+    content_encoding: str | None,
+    *,
+    max_body_bytes: int,
+    max_decoded_bytes: int,
+) -> bytes:
+    """Read ``chunks`` (raw bytes as sent) and return the decoded body.
+
+    413 as soon as more than ``max_body_bytes`` arrive or more than ``max_decoded_bytes`` are
+    decoded (no further chunk is read); 415 for an unknown encoding; 400 for corrupt or truncated
+    compressed data. An empty body is returned as ``b""`` whatever the encoding, so the caller can
+    say "empty envelope" rather than "truncated gzip".
+    """
+    codings = parse_content_encoding(content_encoding)
+    # The last coding applied is the first to undo.
+    decoders = [_new_decoder(name, max_decoded_bytes) for name in reversed(codings)]
+    # Without an encoding the raw bytes are the decoded bytes, so both limits apply to them.
+    raw_limit = max_body_bytes if decoders else min(max_body_bytes, max_decoded_bytes)
+    body = io.BytesIO()  # getvalue() hands over its buffer without a copy
+    received = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        received += len(chunk)
+        if received > raw_limit:
+            raise HTTPProblem.sentry(
+                413, "request body too large", [f"the request body is larger than {raw_limit} bytes"]
+            )
+        if not decoders:
+            body.write(chunk)
+            continue
+        for piece in _decode(decoders, 0, chunk):
+            body.write(piece)
+    if received == 0:
+        return b""
+    for decoder in decoders:
+        decoder.finish()
+    return body.getvalue()
+
+
+def _decode(decoders: Sequence[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
+    """Push ``data`` through ``decoders[index:]``; lazily, so each stage holds one piece at a time."""
+    if index == len(decoders):
+        yield data
+        return
+    for piece in decoders[index].feed(data):
+        yield from _decode(decoders, index + 1, piece)
+
+
+def _new_decoder(name: str, limit: int) -> _Decoder:
+    if name == "br":
+        return _BrotliDecoder(name, limit)
+    if name == "zstd":
+        return _ZstdDecoder(name, limit)
+    return _ZlibDecoder(name, limit)
+
+
+def _decoded_too_large(name: str, limit: int) -> HTTPProblem:
+    return HTTPProblem.sentry(
+        413, "request body too large", [f"the {name}-decoded request body is larger than {limit} bytes"]
+    )
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 64 else text[:60] + "...'"
+
+
+class _Decoder:
+    """One decoding stage: ``feed`` yields output in bounded pieces, ``finish`` checks the end."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self._limit = limit
+        self._produced = 0
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def _emit(self, out: bytes) -> bytes:
+        self._produced += len(out)
+        if self._produced > self._limit:
+            raise _decoded_too_large(self.name, self._limit)
+        return out
+
+    def _corrupt(self, reason: str) -> HTTPProblem:
+        return HTTPProblem.sentry(400, "invalid request body", [f"the {self.name} data is corrupt: {reason}"])
+
+    def _truncated(self) -> HTTPProblem:
+        return HTTPProblem.sentry(400, "invalid request body", [f"the {self.name} data is truncated"])
+
+    def _trailing(self) -> HTTPProblem:
+        return HTTPProblem.sentry(
+            400, "invalid request body", [f"unexpected bytes after the end of the {self.name} data"]
+        )
+
+
+class _ZlibDecoder(_Decoder):
+    """gzip, x-gzip and deflate. gzip accepts several members (as gunzip does)."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(name, limit)
+        self._gzip = name != "deflate"
+        self._inflater: zlib._Decompress | None = None  # None between streams
+        self._head = b""  # the first byte of a stream, kept until the second arrives
+        self._streams = 0  # streams completed
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            if self._inflater is None:
+                data = self._head + data
+                if len(data) < 2:  # choosing the wrapper needs two bytes
+                    self._head = data
+                    return
+                self._head = b""
+                self._inflater = self._start_stream(data)
+            inflater = self._inflater
+            try:
+                out = inflater.decompress(data, _STEP)
+            except zlib.error as exc:
+                raise self._corrupt(str(exc)) from None
+            data = inflater.unconsumed_tail
+            if out:
+                yield self._emit(out)
+            if inflater.eof:
+                data = inflater.unused_data
+                self._inflater = None
+                self._streams += 1
+                if not data:
+                    return
+            elif not data and len(out) < _STEP:
+                # All input consumed and the output buffer was not filled: nothing is pending.
+                return
+
+    def _start_stream(self, data: bytes) -> zlib._Decompress:
+        if self._streams and not (self._gzip and data[:2] == b"\x1f\x8b"):
+            raise self._trailing()
+        if self._gzip:
+            return zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip header, or a zlib one (lenient)
+        # HTTP deflate is zlib-wrapped (RFC 9110), but some clients send raw deflate.
+        return zlib.decompressobj(zlib.MAX_WBITS if _is_zlib_header(data) else -zlib.MAX_WBITS)
+
+    def finish(self) -> None:
+        if self._inflater is not None or self._head or not self._streams:
+            raise self._truncated()
+
+
+def _is_zlib_header(data: bytes) -> bool:
+    """RFC 1950 header: method 8, window <= 32 KiB, check bits, no preset dictionary.
+
+    A raw deflate stream can start with such two bytes only if its first block is a stored block
+    whose length happens to fit; real clients do not produce that.
+    """
+    cmf, flg = data[0], data[1]
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0 and not flg & 0x20
+
+
+class _BrotliDecoder(_Decoder):
+    """br, with brotli >= 1.2's output_buffer_limit."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(name, limit)
+        self._decompressor = brotli.Decompressor()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        decompressor = self._decompressor
+        if decompressor.is_finished():
+            raise self._trailing()
+        while True:
+            try:
+                out = decompressor.process(data, output_buffer_limit=_STEP)
+            except brotli.error as exc:
+                raise self._corrupt(str(exc)) from None
+            data = b""
+            if out:
+                yield self._emit(out)
+            # can_accept_more_data() turns true while output may still be pending, so drain
+            # until a call produces nothing.
+            elif decompressor.can_accept_more_data() or decompressor.is_finished():
+                return
+
+    def finish(self) -> None:
+        if not self._decompressor.is_finished():
+            raise self._truncated()
+
+
+class _ZstdDecoder(_Decoder):
+    """zstd, with or without the content size in the frame; concatenated frames are decoded in turn."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(name, limit)
+        self._context = zstandard.ZstdDecompressor()
+        self._frame: zstandard.ZstdDecompressionObj | None = None  # None between frames
+        self._frames = 0  # frames completed
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view):
+            if self._frame is None:
+                self._frame = self._context.decompressobj()
+            budget = min(self._limit - self._produced, _ZSTD_STEP_BUDGET)
+            size = max(_ZSTD_MIN_SLICE, budget // _ZSTD_MAX_RATIO)
+            piece = view[pos : pos + size]
+            pos += len(piece)
+            try:
+                out = self._frame.decompress(piece)
+            except zstandard.ZstdError as exc:
+                raise self._corrupt(str(exc)) from None
+            if out:
+                yield self._emit(out)
+            if self._frame.eof:
+                pos -= len(self._frame.unused_data)  # the next frame starts inside this slice
+                self._frame = None
+                self._frames += 1
+
+    def finish(self) -> None:
+        if self._frame is not None or not self._frames:
+            raise self._truncated()

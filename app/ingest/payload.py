@@ -1,0 +1,218 @@
+"""Event payload JSON: loading what SDKs actually send, and writing what PostgreSQL's jsonb accepts.
+
+This module owns the per-event size limit and the JSON hazards seen in the wild
+(SENTRY-PROTOCOL.md, "Payload hazards"): NaN and Infinity from old raven-python, lone surrogate
+escapes, a UTF-8 BOM, duplicate keys (last wins), absurd nesting, and ``\\u0000``, which jsonb
+rejects. orjson is the fast path both ways; the standard library's json module is the lenient
+fallback. It also decodes the legacy ``/store/`` body (plain, base64, or base64 of zlib).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import zlib
+from typing import Any
+
+import orjson
+
+from app.errors import HTTPProblem
+
+MAX_DEPTH = 128  # nesting levels accepted in an event; the top-level object is level 1
+
+_INT64_MIN, _UINT64_END = -(2**63), 2**64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSONB_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
+def load_event(payload: bytes, *, max_bytes: int) -> dict:
+    """Parse an event payload into a dict.
+
+    413 above ``max_bytes``; 400 for invalid UTF-8, invalid JSON, nesting deeper than
+    :data:`MAX_DEPTH`, or a top level that is not an object. NaN, Infinity and numbers too large
+    for a double become None; integers beyond 64 bits become floats (as orjson does); lone
+    surrogate escapes become U+FFFD.
+    """
+    if len(payload) > max_bytes:
+        raise HTTPProblem.sentry(
+            413, "event payload too large", [f"the event payload is {len(payload)} bytes; the limit is {max_bytes} bytes"]
+        )
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        event = _load_lenient(payload)
+    if type(event) is not dict:
+        raise _invalid(f"event payload is not a JSON object (it is {_json_type(event)})")
+    # Fewer brackets than the limit (counting those inside strings too) cannot nest too deep.
+    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH and _nests_too_deep(event):
+        raise _too_deep()
+    return event
+
+
+def decode_store_body(body: bytes, *, max_bytes: int) -> bytes:
+    """The JSON bytes of a legacy ``/store/`` request body.
+
+    Relay accepts a JSON object, its base64 (standard or urlsafe alphabet, padding optional), or
+    the base64 of its zlib (or gzip) compression; inflating stops at ``max_bytes`` (413).
+    """
+    text = body.lstrip()
+    if not text:
+        raise HTTPProblem.sentry(400, "invalid store body", ["the request body is empty"])
+    if text.startswith(b"{"):
+        return body
+    decoded = _base64_or_none(text)
+    if decoded is None:
+        raise HTTPProblem.sentry(400, "invalid store body", ["the store body is neither a JSON object nor base64"])
+    if decoded.lstrip().startswith(b"{"):
+        return decoded
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip header
+    try:
+        inflated = inflater.decompress(decoded, max_bytes + 1)
+    except zlib.error as exc:
+        raise HTTPProblem.sentry(
+            400, "invalid store body", [f"the base64 store body is neither JSON nor zlib-compressed: {exc}"]
+        ) from None
+    if len(inflated) > max_bytes:
+        raise HTTPProblem.sentry(
+            413, "event payload too large", [f"the inflated store body is larger than {max_bytes} bytes"]
+        )
+    if not inflater.eof:
+        raise HTTPProblem.sentry(400, "invalid store body", ["the zlib data in the store body is truncated"])
+    return inflated
+
+
+def dumps_for_jsonb(event: dict) -> str:
+    """JSON text of ``event`` that PostgreSQL's jsonb accepts.
+
+    NUL characters and lone surrogates, in keys or values, become U+FFFD; integers beyond 64 bits
+    become floats; non-string keys become strings.
+    """
+    try:
+        out = orjson.dumps(event)
+    except TypeError:  # lone surrogates, huge integers, non-string keys
+        return _dumps_sanitised(event)
+    # Also true for an escaped backslash followed by "u0000" (no NUL at all); the slow path is
+    # correct for both, and only costs time in that rare case.
+    if b"\\u0000" in out:
+        return _dumps_sanitised(event)
+    return out.decode()
+
+
+def _load_lenient(payload: bytes) -> Any:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _invalid(f"event payload is not valid UTF-8 (invalid byte at offset {exc.start})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        value = json.loads(text, parse_constant=_non_finite, parse_float=_float, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise _invalid(f"event payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    if _nests_too_deep(value):  # before the recursive walk below
+        raise _too_deep()
+    if _SURROGATE_ESCAPE.search(text):
+        value = _without_surrogates(value)
+    return value
+
+
+def _non_finite(name: str) -> None:
+    return None  # NaN, Infinity, -Infinity: JSON has no such numbers
+
+
+def _float(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def _int(text: str) -> int | float | None:
+    if len(text) <= 20:
+        number = int(text)
+        if _INT64_MIN <= number < _UINT64_END:
+            return number
+    return _float(text)
+
+
+def _nests_too_deep(value: Any) -> bool:
+    return (type(value) is dict or type(value) is list) and _nests_deeper(value, MAX_DEPTH - 1)
+
+
+def _nests_deeper(node: dict | list, levels_left: int) -> bool:
+    """Whether containers nest more than ``levels_left`` levels below ``node``.
+
+    The recursion stops at the limit, so it is never deeper than :data:`MAX_DEPTH` frames.
+    """
+    for child in node.values() if type(node) is dict else node:
+        if type(child) is dict or type(child) is list:
+            if levels_left == 0 or _nests_deeper(child, levels_left - 1):
+                return True
+    return False
+
+
+def _without_surrogates(value: Any) -> Any:
+    if type(value) is str:
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if type(value) is list:
+        return [_without_surrogates(item) for item in value]
+    if type(value) is dict:
+        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
+    return value
+
+
+def _dumps_sanitised(event: dict) -> str:
+    return orjson.dumps(_jsonb_safe(event)).decode()
+
+
+def _jsonb_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _JSONB_UNSAFE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_jsonb_safe(key if isinstance(key, str) else str(key)): _jsonb_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonb_safe(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value < _UINT64_END:
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    return value
+
+
+def _base64_or_none(data: bytes) -> bytes | None:
+    compact = b"".join(data.split())  # tolerate line-wrapped base64
+    compact = compact.translate(_URLSAFE_TO_STANDARD)
+    compact = compact.rstrip(b"=")
+    if len(compact) % 4 == 1:
+        return None
+    compact += b"=" * (-len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
+
+
+def _too_deep() -> HTTPProblem:
+    return _invalid(f"event payload nests deeper than {MAX_DEPTH} levels")
+
+
+def _invalid(cause: str) -> HTTPProblem:
+    return HTTPProblem.sentry(400, "invalid event payload", [cause])
