@@ -8,7 +8,7 @@ so that both front ends answer the same way.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 
 import asyncpg
 
@@ -67,7 +67,7 @@ async def create_token(
     pool: asyncpg.Pool, user_id: int, name: str, scopes: list[str], expires_at: date | None
 ) -> tuple[asyncpg.Record, str]:
     """A new token for the user; returns the row and the token, which is shown only this once."""
-    if expires_at is not None and expires_at <= date.today():
+    if expires_at is not None and expires_at <= datetime.now(timezone.utc).date():
         raise HTTPProblem(400, {"message": {"expires_at": ["must be in the future"]}})
     token = auth.generate_token()
     row = await users.create_token(pool, user_id, name, auth.token_digest(token), scopes, expires_at)

@@ -47,7 +47,7 @@ def project_not_found() -> HTTPProblem:
 async def project_access(request: web.Request, min_level: int) -> ProjectAccess:
     caller = await authenticate(request)
     ref = project_ref(request.match_info["id"])
-    if isinstance(ref, int) and ref > 2**63 - 1:
+    if (isinstance(ref, int) and ref > 2**63 - 1) or (isinstance(ref, str) and "\x00" in ref):
         raise project_not_found()
     row = await projects.project_for_user(request.app[keys.POOL], ref, caller.user_id)
     if row is None:

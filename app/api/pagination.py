@@ -13,6 +13,7 @@ from app.errors import json_response
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+MAX_PAGE = 10**9  # beyond this the SQL offset would overflow; such pages are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ def page_from(params: Params) -> Page:
     """Read ``page`` and ``per_page``; out-of-range values are clamped as GitLab does."""
     number = params.integer("page")
     size = params.integer("per_page")
+    if number is not None and number > MAX_PAGE:
+        params.errors.append("page is invalid")
     params.done()
     number = number if number and number > 0 else 1
     size = DEFAULT_PER_PAGE if not size or size < 1 else min(size, MAX_PER_PAGE)
@@ -38,7 +41,8 @@ def page_from(params: Params) -> Page:
 def paginated(request: web.Request, page: Page, total: int, items: list[Any]) -> web.Response:
     total_pages = max(1, math.ceil(total / page.size))
     next_page = page.number + 1 if page.number < total_pages else None
-    prev_page = page.number - 1 if page.number > 1 else None
+    # As GitLab (Kaminari): no previous page past the last one.
+    prev_page = page.number - 1 if 1 < page.number <= total_pages else None
     headers = {
         "X-Total": str(total),
         "X-Total-Pages": str(total_pages),

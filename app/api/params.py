@@ -17,22 +17,18 @@ from app.errors import HTTPProblem
 # dry-types' Params::Bool, which Grape uses to coerce booleans.
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
-MAX_BODY_BYTES = 1024 * 1024
 
 
 async def read_params(request: web.Request) -> "Params":
     values: dict[str, Any] = {}
     _merge_multidict(values, request.query)
     if request.body_exists and request.method not in ("GET", "HEAD"):
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPProblem.gitlab(413, "413 Request Entity Too Large")
-        if body.strip():
-            content_type = request.content_type
-            if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                request._read_bytes = body  # let aiohttp parse the form we already read
-                _merge_multidict(values, await request.post())
-            else:
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            # aiohttp parses forms itself, bounded by the application's client_max_size.
+            _merge_multidict(values, await request.post())
+        else:
+            body = await request.read()  # bounded by client_max_size: 413 above 1 MiB
+            if body.strip():
                 values.update(_json_object(body))
     return Params(values)
 
@@ -107,7 +103,8 @@ class Params:
         value = self._present(name, required)
         if value is None:
             return None
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or "\x00" in str(value):
             self.errors.append(f"{name} is invalid")
             return None
         return str(value).strip()
@@ -117,7 +114,7 @@ class Params:
         if value is None:
             return None
         items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() and "\x00" not in i for i in items):
             self.errors.append(f"{name} is invalid")
             return None
         items = [i.strip() for i in items]

@@ -1,4 +1,5 @@
-"""Daily partitions of ``error_tracking_error_events``: created ahead of time, dropped whole by retention.
+"""Daily partitions of ``error_tracking_error_events`` by receive day: created ahead of time,
+dropped whole by retention (events received more than ``retention_days`` days ago).
 
 Dropping a partition subtracts its events from each error's ``events_count`` in the same
 transaction, so the counters keep matching the events that are stored. Errors whose last
@@ -25,12 +26,6 @@ def partition_name(day: date) -> str:
     return f"{PARENT}_{day:%Y%m%d}"
 
 
-def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime:
-    """Events older than this are outside retention (and are clamped to their receive time on ingest)."""
-    now = now or datetime.now(timezone.utc)
-    return now - timedelta(days=retention_days)
-
-
 async def existing_partitions(conn: asyncpg.Connection) -> dict[date, str]:
     rows = await conn.fetch(
         """select c.relname from pg_inherits i
@@ -47,9 +42,10 @@ async def existing_partitions(conn: asyncpg.Connection) -> dict[date, str]:
 
 
 async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | None = None) -> dict[str, list[str]]:
-    """Create the partitions from the retention cutoff to ``DAYS_AHEAD`` days ahead; drop expired ones."""
+    """Create the partitions from yesterday to ``DAYS_AHEAD`` days ahead; drop those past retention."""
     today = today or datetime.now(timezone.utc).date()
-    first_day = today - timedelta(days=retention_days + 1)
+    first_kept = today - timedelta(days=retention_days)
+    first_day = min(today - timedelta(days=1), first_kept)
     created: list[str] = []
     dropped: list[str] = []
     await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY)
@@ -66,13 +62,13 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
                 created.append(name)
             day += timedelta(days=1)
         for day, name in sorted(existing.items()):
-            if day < first_day:
-                await _drop(conn, name, first_day)
+            if day < first_kept:
+                await _drop(conn, name, first_kept)
                 dropped.append(name)
     finally:
         await conn.execute("select pg_advisory_unlock($1)", _LOCK_KEY)
     if created or dropped:
-        log.info("partitions maintained", extra={"created": len(created), "dropped": len(dropped)})
+        log.info("partitions maintained", extra={"partitions_created": len(created), "partitions_dropped": len(dropped)})
     return {"created": created, "dropped": dropped}
 
 

@@ -1,0 +1,177 @@
+"""The ``errgate`` command run for real (``python -m app``) against the test database: JSON in, JSON out."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import Api
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return orjson.loads(self.stdout)
+
+    def error(self) -> Any:
+        """The last stderr line (log lines may come before it) as JSON."""
+        return orjson.loads(self.stderr.strip().splitlines()[-1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any errgate setting, plus ``extra``."""
+    dropped = ("DATABASE_URL", "TEST_DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERRGATE_") and k not in dropped}
+    env.update(extra)
+    return env
+
+
+async def errgate(*args: str, env: dict[str, str]) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+@pytest.fixture
+def cli(database_url: str, pool):
+    """``await cli("user", "create", "alice")`` on a clean test database (``pool`` empties the tables)."""
+    env = clean_env(DATABASE_URL=database_url)
+
+    async def run(*args: str) -> Run:
+        return await errgate(*args, env=env)
+
+    return run
+
+
+async def test_user_create(cli, pool) -> None:
+    run = await cli("user", "create", "alice", "--admin", "--name", "Alice A", "--email", "alice@example.com")
+    assert run.code == 0, run.stderr
+    body = run.json()
+    assert (body["username"], body["name"], body["email"]) == ("alice", "Alice A", "alice@example.com")
+    assert body["is_admin"] is True
+    row = await pool.fetchrow("select id, is_admin from users where username = 'alice'")
+    assert (row["id"], row["is_admin"]) == (body["id"], True)
+
+    run = await cli("user", "create", "bob")
+    assert run.code == 0, run.stderr
+    assert (run.json()["name"], run.json()["is_admin"]) == ("bob", False)
+
+
+async def test_duplicate_user_is_exit_1_with_json_error(cli, world, pool) -> None:
+    await world.user("alice")
+    run = await cli("user", "create", "alice")
+    assert run.code == 1
+    assert run.stdout == ""
+    assert run.error() == {"status": 409, "message": "Username has already been taken"}
+    assert await pool.fetchval("select count(*) from users where username = 'alice'") == 1
+
+
+async def test_project_create_and_member_add(cli, world, pool) -> None:
+    alice = await world.user("alice")
+    bob = await world.user("bob")
+
+    run = await cli("project", "create", "group/app", "--owner", "alice")
+    assert run.code == 0, run.stderr
+    project = run.json()
+    assert (project["path_with_namespace"], project["path"]) == ("group/app", "app")
+    members = await pool.fetch("select user_id, access_level from members where project_id = $1", project["id"])
+    assert [(m["user_id"], m["access_level"]) for m in members] == [(alice["id"], 50)]
+
+    run = await cli("member", "add", "group/app", "bob", "--access-level", "maintainer")
+    assert run.code == 0, run.stderr
+    assert (run.json()["id"], run.json()["access_level"]) == (bob["id"], 40)
+    assert await pool.fetchval(
+        "select access_level from members where project_id = $1 and user_id = $2", project["id"], bob["id"]
+    ) == 40
+
+
+async def test_lookup_and_argument_errors(cli, world) -> None:
+    """Independent failures, run side by side to keep the suite fast."""
+    await world.user("bob")
+    missing_project, bad_level, missing_user = await asyncio.gather(
+        cli("member", "add", "group/missing", "bob"),
+        cli("member", "add", "group/app", "bob", "--access-level", "boss"),
+        cli("project", "create", "group/app", "--owner", "nobody"),
+    )
+    assert (missing_project.code, missing_project.error()) == (1, {"status": 404, "message": "404 Project Not Found"})
+    assert bad_level.code == 2 and "--access-level" in bad_level.stderr
+    assert (missing_user.code, missing_user.error()) == (1, {"status": 404, "message": "404 User Not Found"})
+
+
+async def test_token_create_prints_a_working_token_once(cli, world, pool, server) -> None:
+    alice = await world.user("alice", admin=True)
+    await world.project("group/app", alice)
+    run = await cli("token", "create", "alice", "--scope", "read_api")
+    assert run.code == 0, run.stderr
+    body = run.json()
+    token = body["token"]
+    assert token.startswith("glpat-")
+    assert (body["scopes"], body["user_id"]) == (["read_api"], alice["id"])
+    stored = await pool.fetchrow("select token_digest from personal_access_tokens where id = $1", body["id"])
+    assert stored["token_digest"] == hashlib.sha256(token.encode()).digest()
+
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, server.url)
+        settings = "/projects/group%2Fapp/error_tracking/settings"
+        assert (await api.get("/user", token=token)).body["username"] == "alice"
+        assert (await api.get(settings, token=token)).status == 404  # read allowed; nothing configured yet
+        refused = await api.put(settings, token=token, params={"active": "true", "integrated": "true"})
+        assert refused.status == 403 and refused.body["error"] == "insufficient_scope"
+
+
+async def test_token_create_defaults_to_api_scope(cli, world) -> None:
+    await world.user("alice")
+    run = await cli("token", "create", "alice")
+    assert run.code == 0, run.stderr
+    assert run.json()["scopes"] == ["api"]
+
+
+async def test_migrate_prints_json(cli) -> None:
+    run = await cli("migrate")
+    assert run.code == 0, run.stderr
+    body = run.json()
+    assert body["applied"] == []  # the test database is already migrated
+    assert isinstance(body["version"], int) and body["version"] >= 1
+
+
+# Every variable's validation is covered in test_config.py; these check the exit code and message.
+BAD_CONFIGURATION = [("ERRGATE_PORT", "abc"), ("DATABASE_URL", "mysql://x")]
+
+
+async def test_bad_configuration_is_exit_2_naming_the_variable(tmp_path) -> None:
+    # Nothing listens on port 1: should validation let a bad value through, the command fails anyway
+    # instead of touching a real database.
+    base = clean_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", ERRGATE_DATA_DIR=str(tmp_path))
+    runs = await asyncio.gather(*(errgate("migrate", env={**base, name: value}) for name, value in BAD_CONFIGURATION))
+    for (name, value), run in zip(BAD_CONFIGURATION, runs):
+        assert run.code == 2, (name, value, run.stderr)
+        assert name in run.stderr and run.stdout == ""
+
+
+async def test_installed_console_script() -> None:
+    """``errgate`` on PATH (pyproject's [project.scripts]) is the same command."""
+    script = Path(sys.executable).with_name("errgate")
+    process = await asyncio.create_subprocess_exec(
+        str(script), "--help", env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
+    assert all(command in stdout.decode() for command in ("serve", "migrate", "user", "project", "member", "token"))

