@@ -21,9 +21,11 @@ create table error_tracking_errors (
 -- The error list: most recently seen first, per project and status.
 create index error_tracking_errors_list_idx on error_tracking_errors (project_id, status, last_seen_at desc, id);
 
--- Partitioned by the event's time: daily partitions are created ahead by the service and
--- dropped whole by retention. The primary key (which must contain the partition key)
--- also de-duplicates SDK retries: a retried event carries the same event_id and timestamp.
+-- Partitioned by the day the event was received: daily partitions are created ahead by the
+-- service and dropped whole by retention. The primary key (which must contain the partition
+-- key) de-duplicates SDK and proxy retries, whatever their payload says: a retried event
+-- carries the same event_id; the writer also checks the previous day for retries that
+-- cross midnight (UTC).
 create table error_tracking_error_events (
     project_id   bigint not null,
     error_id     bigint not null,
@@ -33,9 +35,11 @@ create table error_tracking_error_events (
     release      text,
     occurred_at  timestamptz not null,
     received_at  timestamptz not null,
+    received_on  date not null,
     payload      jsonb not null,
-    primary key (project_id, event_id, occurred_at),
+    primary key (project_id, event_id, received_on),
     foreign key (project_id, error_id) references error_tracking_errors (project_id, id) on delete cascade
-) partition by range (occurred_at);
+) partition by range (received_on);
+-- An error's events, newest first.
 create index error_tracking_error_events_error_idx
     on error_tracking_error_events (project_id, error_id, occurred_at desc);

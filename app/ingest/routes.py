@@ -9,7 +9,6 @@ once the event is committed. Items other than ``event`` are accepted and counted
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -17,7 +16,6 @@ from aiohttp import web
 
 from app import keys
 from app.config import Settings
-from app.db.partitions import retention_cutoff
 from app.errors import HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
@@ -96,7 +94,12 @@ async def _read(request: web.Request) -> bytes:
 
 
 def _project_id(request: web.Request) -> int:
-    project_id = int(request.match_info["project_id"])
+    text = request.match_info["project_id"]
+    # ``\d`` also matches non-ASCII digits, and int() refuses strings of more than 4300 digits
+    # (ValueError, a 500): anything that cannot be a bigint is refused before converting it.
+    if not text.isascii() or len(text.lstrip("0")) > 19:
+        raise credentials.rejected()
+    project_id = int(text)
     if project_id > 2**63 - 1:
         raise credentials.rejected()
     return project_id
@@ -104,12 +107,9 @@ def _project_id(request: web.Request) -> int:
 
 async def _store(request: web.Request, project_id: int, event: dict, event_id: str | None) -> str:
     """Summarise, group and commit one event; returns its id once it is durable."""
-    settings = request.app[keys.SETTINGS]
     received_at = datetime.now(timezone.utc)
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
     summary = summarize_event(event, received_at=received_at)
-    if summary.occurred_at < retention_cutoff(settings.event_retention_days, received_at):
-        summary = replace(summary, occurred_at=received_at)  # older than retention: keep it, as received now
     event["event_id"] = event_id
     pending = PendingEvent(project_id, event_id, summary, dumps_for_jsonb(event), received_at)
     await request.app[keys.WRITER].write(pending)

@@ -1,8 +1,9 @@
 """Group commit of events: requests queue parsed events, a writer commits them in batches.
 
-Each batch is one transaction: new errors inserted with set-based upserts, events bulk
-inserted (duplicates of an ``event_id`` skipped by the primary key), counters updated
-from the rows really inserted. A request is answered only after its batch committed.
+Each batch is written with set-based statements: errors not seen before are inserted with
+one upsert, then the events are bulk inserted (duplicates of an ``event_id`` skipped by the
+primary key) and their errors' counters updated from the rows really inserted, in a single
+statement and so a single transaction. A request is answered only after its batch committed.
 
 Backpressure: when more than ``max_pending`` events wait, :meth:`EventWriter.write` raises
 429 with ``Retry-After`` at once instead of letting memory grow. When PostgreSQL cannot be
@@ -29,7 +30,7 @@ log = logging.getLogger("errgate.writer")
 RETRY_AFTER_OVERLOADED = 1
 RETRY_AFTER_UNAVAILABLE = 5
 FAIL_FAST_SECONDS = 1.0
-DEADLOCK_RETRIES = 3
+WRITE_RETRIES = 3
 
 # Failures that mean "the database is not reachable right now" (as opposed to a bad event).
 UNAVAILABLE = (
@@ -93,6 +94,7 @@ class EventWriter:
         self._closing = False
         self._down_until = 0.0
         self.in_flight = 0
+        self.error_ids = ErrorIds()
 
     @property
     def pending(self) -> int:
@@ -175,11 +177,12 @@ class EventWriter:
                     event.future.set_result(bool(inserted))
 
     async def _write_with_retries(self, batch: list[PendingEvent]) -> set[tuple[int, str]]:
-        for attempt in range(DEADLOCK_RETRIES):
+        """Deadlocks between concurrent batches, and errors deleted behind the id cache, are retried."""
+        for attempt in range(WRITE_RETRIES):
             try:
-                return await write_batch(self.pool, batch)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                if attempt == DEADLOCK_RETRIES - 1:
+                return await write_batch(self.pool, batch, self.error_ids)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.ForeignKeyViolationError):
+                if attempt == WRITE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -190,58 +193,129 @@ def _fail(batch: list[PendingEvent], problem: HTTPProblem) -> None:
             event.future.set_exception(problem)
 
 
-async def write_batch(pool: asyncpg.Pool, batch: list[PendingEvent]) -> set[tuple[int, str]]:
-    """Store a batch in one transaction; returns the (project_id, event_id) pairs really inserted."""
-    groups: dict[tuple[int, str], PendingEvent] = {}
-    for event in sorted(batch, key=lambda e: (e.project_id, e.summary.fingerprint)):
-        groups.setdefault((event.project_id, event.summary.fingerprint), event)
-    firsts = [e for e in groups.values()]
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            """insert into error_tracking_errors
-                   (project_id, fingerprint, name, description, actor, platform, first_seen_at, last_seen_at)
-               select p, f, n, d, a, pl, t, t
-               from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-                    as x(p, f, n, d, a, pl, t)
-               on conflict (project_id, fingerprint) do nothing""",
-            [e.project_id for e in firsts], [e.summary.fingerprint for e in firsts], [e.summary.name for e in firsts],
-            [e.summary.description for e in firsts], [e.summary.actor for e in firsts],
-            [e.summary.platform for e in firsts], [e.summary.occurred_at for e in firsts],
+class ErrorIds:
+    """``(project_id, fingerprint) → error id`` for errors this process has seen, so that a batch
+    of known errors is one statement. Stale entries (an error deleted by retention or with its
+    project) surface as a foreign-key violation; the batch then forgets them and retries."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[int, str], int] = {}
+
+    def missing(self, keys: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        return [key for key in keys if key not in self._ids]
+
+    def remember(self, rows: list[asyncpg.Record]) -> None:
+        if len(self._ids) + len(rows) > self.MAX_ENTRIES:
+            self._ids.clear()
+        for row in rows:
+            self._ids[(row["project_id"], row["fingerprint"])] = row["id"]
+
+    def forget(self, keys: list[tuple[int, str]]) -> None:
+        for key in keys:
+            self._ids.pop(key, None)
+
+    def __getitem__(self, key: tuple[int, str]) -> int:
+        return self._ids[key]
+
+
+_CREATE_ERRORS = """
+    with created as (
+    insert into error_tracking_errors
+        (project_id, fingerprint, name, description, actor, platform, first_seen_at, last_seen_at)
+    select p, f, n, d, a, pl, t, t
+    from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+         as x(p, f, n, d, a, pl, t)
+    order by p, f
+    on conflict (project_id, fingerprint) do nothing
+    returning project_id, id)
+    select project_id, id from created"""
+
+_ERROR_IDS = """
+    select e.id, e.project_id, e.fingerprint from error_tracking_errors e
+    join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f"""
+
+# One statement, so one round trip and its own transaction: insert the events and count only
+# the rows really inserted. A retry of a stored event is skipped by the primary key (same
+# day) or by the look at the previous day's partition (a retry across midnight).
+_INSERT_EVENTS = """
+    with inserted as (
+        insert into error_tracking_error_events
+            (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
+             payload)
+        select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, pl::jsonb
+        from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                    $7::timestamptz[], $8::timestamptz[], $9::text[]) as x(p, er, ev, l, env, rel, t, r, pl)
+        where not exists (
+            select 1 from error_tracking_error_events o
+            where o.project_id = x.p and o.event_id = x.ev and o.received_on = (x.r at time zone 'UTC')::date - 1)
+        order by p, ev
+        on conflict do nothing
+        returning project_id, error_id, event_id, occurred_at
+    ), counted as (
+        update error_tracking_errors e
+        set events_count = e.events_count + c.n,
+            first_seen_at = least(e.first_seen_at, c.first_seen),
+            last_seen_at = greatest(e.last_seen_at, c.last_seen),
+            status = case when e.status = 'resolved' then 'unresolved' else e.status end,
+            updated_at = now()
+        from (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
+                     max(occurred_at) as last_seen
+              from inserted group by project_id, error_id) c
+        where e.project_id = c.project_id and e.id = c.error_id
+    )
+    select project_id, event_id from inserted"""
+
+# A retry whose content changed may have created an error that then got no event.
+_DELETE_EMPTY_ERRORS = """
+    delete from error_tracking_errors e using unnest($1::bigint[], $2::bigint[]) as x(p, id)
+    where e.project_id = x.p and e.id = x.id and e.events_count = 0"""
+
+
+async def _create_errors(
+    pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds
+) -> list[asyncpg.Record]:
+    """Make sure every error of the batch exists and its id is known; returns the errors created."""
+    firsts: dict[tuple[int, str], PendingEvent] = {}
+    for event in batch:
+        firsts.setdefault((event.project_id, event.summary.fingerprint), event)
+    missing = error_ids.missing(list(firsts))
+    if not missing:
+        return []
+    new = [firsts[key] for key in missing]
+    created = await pool.fetch(
+        _CREATE_ERRORS,
+        [e.project_id for e in new], [e.summary.fingerprint for e in new], [e.summary.name for e in new],
+        [e.summary.description for e in new], [e.summary.actor for e in new], [e.summary.platform for e in new],
+        [e.summary.occurred_at for e in new],
+    )
+    error_ids.remember(await pool.fetch(_ERROR_IDS, [k[0] for k in missing], [k[1] for k in missing]))
+    return created
+
+
+async def write_batch(pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds) -> set[tuple[int, str]]:
+    """Store a batch; returns the (project_id, event_id) pairs really inserted (duplicates excluded).
+
+    Errors are created first (idempotent, outside the events' transaction); the events and their
+    counters then commit together in one statement. Errors this batch created for events that
+    turned out to be duplicates are deleted again, so no error is left without events.
+    """
+    batch = list({(e.project_id, e.event_id): e for e in batch}.values())  # one row per id and statement
+    created = await _create_errors(pool, batch, error_ids)
+    try:
+        rows = await pool.fetch(
+            _INSERT_EVENTS,
+            [e.project_id for e in batch],
+            [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
+            [e.event_id for e in batch], [e.summary.level for e in batch],
+            [e.summary.environment for e in batch], [e.summary.release for e in batch],
+            [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
         )
-        rows = await conn.fetch(
-            """select e.id, e.project_id, e.fingerprint from error_tracking_errors e
-               join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f""",
-            [key[0] for key in groups], [key[1] for key in groups],
-        )
-        error_ids = {(r["project_id"], r["fingerprint"]): r["id"] for r in rows}
-        ordered = sorted(batch, key=lambda e: (e.project_id, e.event_id))
-        inserted = await conn.fetch(
-            """insert into error_tracking_error_events
-                   (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, payload)
-               select p, er, ev, l, env, rel, t, r, pl::jsonb
-               from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                           $7::timestamptz[], $8::timestamptz[], $9::text[]) as x(p, er, ev, l, env, rel, t, r, pl)
-               on conflict do nothing
-               returning project_id, error_id, event_id, occurred_at""",
-            [e.project_id for e in ordered],
-            [error_ids[(e.project_id, e.summary.fingerprint)] for e in ordered],
-            [e.event_id for e in ordered], [e.summary.level for e in ordered],
-            [e.summary.environment for e in ordered], [e.summary.release for e in ordered],
-            [e.summary.occurred_at for e in ordered], [e.received_at for e in ordered], [e.payload for e in ordered],
-        )
-        if inserted:
-            await conn.execute(
-                """update error_tracking_errors e
-                   set events_count = e.events_count + c.n,
-                       first_seen_at = least(e.first_seen_at, c.first_seen),
-                       last_seen_at = greatest(e.last_seen_at, c.last_seen),
-                       status = case when e.status = 'resolved' then 'unresolved' else e.status end,
-                       updated_at = now()
-                   from (select p, er, count(*) as n, min(t) as first_seen, max(t) as last_seen
-                         from unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) as x(p, er, t)
-                         group by p, er order by p, er) c
-                   where e.project_id = c.p and e.id = c.er""",
-                [r["project_id"] for r in inserted], [r["error_id"] for r in inserted],
-                [r["occurred_at"] for r in inserted],
-            )
-    return {(r["project_id"], r["event_id"].hex) for r in inserted}
+    except asyncpg.ForeignKeyViolationError:
+        error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
+        raise
+    if created and len(rows) < len(batch):
+        await pool.execute(_DELETE_EMPTY_ERRORS, [r["project_id"] for r in created], [r["id"] for r in created])
+        error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
+    return {(r["project_id"], r["event_id"].hex) for r in rows}
