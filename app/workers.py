@@ -1,15 +1,18 @@
 """Running the service: one process, or several worker processes sharing the port with SO_REUSEPORT.
 
 The embedded PostgreSQL, when used, is started once by the parent so that workers only connect to it.
+Each process runs on uvloop, which roughly halves the event loop's CPU cost per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import multiprocessing
+import os
 import signal
 import sys
+
+import uvloop
 
 from app.config import Settings
 from app.db.pool import database_url
@@ -17,16 +20,20 @@ from app.logs import setup_logging
 from app.server import serve
 
 
+def _run(settings: Settings) -> None:
+    uvloop.run(serve(settings))
+
+
 def _worker(settings: Settings) -> None:
     setup_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    _run(settings)
 
 
 def serve_forever(settings: Settings, workers: int) -> int:
     if not settings.database_url:
         settings = dataclasses.replace(settings, database_url=database_url(settings))
     if workers <= 1:
-        asyncio.run(serve(settings))
+        _run(settings)
         return 0
     settings = dataclasses.replace(settings, workers=workers)
     context = multiprocessing.get_context("spawn")
@@ -38,8 +45,6 @@ def serve_forever(settings: Settings, workers: int) -> int:
         for process in processes:
             if process.is_alive() and process.pid:
                 try:
-                    import os
-
                     os.kill(process.pid, signum)
                 except ProcessLookupError:
                     pass

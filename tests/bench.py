@@ -194,6 +194,27 @@ async def _setup_project(base: str) -> str:
             return (await r.json())[0]["sentry_dsn"]
 
 
+def _cpu_seconds(pids: list[int], name: str | None = None) -> float:
+    """CPU time used so far by ``pids`` and their children (or by every process called ``name``)."""
+    procs: list[psutil.Process] = []
+    if name:
+        procs = [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            procs += [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def _server_rss(pid: int) -> int:
     try:
         proc = psutil.Process(pid)
@@ -396,10 +417,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         loader = multiprocessing.get_context("spawn").Process(
             target=_load_process, args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, child)
         )
+        cpu_before = (_cpu_seconds([server.pid]), _cpu_seconds([], "postgres"))
         loader.start()
         result = parent.recv()
+        cpu_after = (_cpu_seconds([server.pid]), _cpu_seconds([], "postgres"))
         loader.join()
         rss_after = _server_rss(server.pid)
+        result["server_cpu_s"] = round(cpu_after[0] - cpu_before[0], 1)
+        result["postgres_cpu_s"] = round(cpu_after[1] - cpu_before[1], 1)
         stored = None
         if args.mode == "errgate":
             conn = await asyncpg.connect(db_url)
