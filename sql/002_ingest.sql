@@ -40,6 +40,14 @@ create table error_tracking_error_events (
     primary key (project_id, event_id, received_on),
     foreign key (project_id, error_id) references error_tracking_errors (project_id, id) on delete cascade
 ) partition by range (received_on);
+-- lz4 compresses large payloads several times faster than the default pglz (PostgreSQL 14+
+-- built with lz4); a server without it keeps pglz.
+do $$
+begin
+    alter table error_tracking_error_events alter column payload set compression lz4;
+exception when feature_not_supported or invalid_parameter_value then
+    null;
+end $$;
 -- An error's events, newest first.
 create index error_tracking_error_events_error_idx
     on error_tracking_error_events (project_id, error_id, occurred_at desc);

@@ -41,6 +41,7 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         max_batch=settings.batch_max_events,
         max_wait_ms=settings.batch_max_wait_ms,
         max_pending=settings.max_pending_events,
+        max_events_per_error=settings.max_events_per_error,
         observe=metrics.observe_batch,
     )
     metrics.track(

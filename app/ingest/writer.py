@@ -80,8 +80,10 @@ class EventWriter:
         max_wait_ms: float,
         max_pending: int,
         concurrency: int = 2,
+        max_events_per_error: int | None = None,
         observe: BatchObserver | None = None,
     ) -> None:
+        self.max_events_per_error = max_events_per_error
         self.pool = pool
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
@@ -125,7 +127,6 @@ class EventWriter:
         return await event.future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
                 if self._closing:
@@ -133,9 +134,8 @@ class EventWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            deadline = loop.time() + self.max_wait
-            while len(self._queue) < self.max_batch and not self._closing and loop.time() < deadline:
-                await asyncio.sleep(min(0.001, max(0.0, deadline - loop.time())))
+            if len(self._queue) < self.max_batch and not self._closing and self.max_wait:
+                await asyncio.sleep(self.max_wait)  # group commit: let the batch fill for a few ms
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             if batch:
@@ -180,7 +180,7 @@ class EventWriter:
         """Deadlocks between concurrent batches, and errors deleted behind the id cache, are retried."""
         for attempt in range(WRITE_RETRIES):
             try:
-                return await write_batch(self.pool, batch, self.error_ids)
+                return await write_batch(self.pool, batch, self.error_ids, self.max_events_per_error)
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.ForeignKeyViolationError):
                 if attempt == WRITE_RETRIES - 1:
                     raise
@@ -236,36 +236,50 @@ _ERROR_IDS = """
     select e.id, e.project_id, e.fingerprint from error_tracking_errors e
     join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f"""
 
-# One statement, so one round trip and its own transaction: insert the events and count only
-# the rows really inserted. A retry of a stored event is skipped by the primary key (same
-# day) or by the look at the previous day's partition (a retry across midnight).
+# One statement, so one round trip and its own transaction: insert the events and update
+# their errors. A retry of a stored event is skipped by the primary key (same day) or by the
+# look at the previous day's partition (a retry across midnight). With a cap of stored events
+# per error ($10), events of an error at the cap are not stored (the cap may be passed by at
+# most one batch) but still move its last_seen_at. Counters count stored events only, so
+# that retention, which drops stored events, keeps them right.
 _INSERT_EVENTS = """
-    with inserted as (
+    with input as (
+        select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                             $7::timestamptz[], $8::timestamptz[], $9::text[])
+            as x(p, er, ev, l, env, rel, t, r, pl)
+    ), inserted as (
         insert into error_tracking_error_events
             (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
              payload)
         select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, pl::jsonb
-        from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                    $7::timestamptz[], $8::timestamptz[], $9::text[]) as x(p, er, ev, l, env, rel, t, r, pl)
+        from input x
         where not exists (
-            select 1 from error_tracking_error_events o
-            where o.project_id = x.p and o.event_id = x.ev and o.received_on = (x.r at time zone 'UTC')::date - 1)
+                select 1 from error_tracking_error_events o
+                where o.project_id = x.p and o.event_id = x.ev and o.received_on = (x.r at time zone 'UTC')::date - 1)
+          and ($10::bigint is null or $10::bigint > (
+                select e.events_count from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
         order by p, ev
         on conflict do nothing
         returning project_id, error_id, event_id, occurred_at
     ), counted as (
         update error_tracking_errors e
-        set events_count = e.events_count + c.n,
+        set events_count = e.events_count + coalesce(c.n, 0),
             first_seen_at = least(e.first_seen_at, c.first_seen),
             last_seen_at = greatest(e.last_seen_at, c.last_seen),
-            status = case when e.status = 'resolved' then 'unresolved' else e.status end,
+            status = case when e.status = 'resolved' and c.n > 0 then 'unresolved' else e.status end,
             updated_at = now()
-        from (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
-                     max(occurred_at) as last_seen
-              from inserted group by project_id, error_id) c
-        where e.project_id = c.project_id and e.id = c.error_id
+        from (select a.p, a.er, i.n,
+                     coalesce(i.first_seen, a.first_seen) as first_seen, coalesce(i.last_seen, a.last_seen) as last_seen
+              from (select p, er, min(t) as first_seen, max(t) as last_seen from input group by p, er) a
+              left join (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
+                                max(occurred_at) as last_seen
+                         from inserted group by project_id, error_id) i
+                on i.project_id = a.p and i.error_id = a.er
+              where i.n is not null or $10::bigint is not null) c
+        where e.project_id = c.p and e.id = c.er
     )
     select project_id, event_id from inserted"""
+
 
 # A retry whose content changed may have created an error that then got no event.
 _DELETE_EMPTY_ERRORS = """
@@ -294,7 +308,9 @@ async def _create_errors(
     return created
 
 
-async def write_batch(pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds) -> set[tuple[int, str]]:
+async def write_batch(
+    pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds, max_events_per_error: int | None = None
+) -> set[tuple[int, str]]:
     """Store a batch; returns the (project_id, event_id) pairs really inserted (duplicates excluded).
 
     Errors are created first (idempotent, outside the events' transaction); the events and their
@@ -311,6 +327,7 @@ async def write_batch(pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: 
             [e.event_id for e in batch], [e.summary.level for e in batch],
             [e.summary.environment for e in batch], [e.summary.release for e in batch],
             [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
+            max_events_per_error,
         )
     except asyncpg.ForeignKeyViolationError:
         error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
