@@ -1,4 +1,4 @@
-"""Typed keys for objects stored on the aiohttp application (one place, so nothing is stringly typed)."""
+"""Typed keys for objects stored on the aiohttp application and request (one place, nothing stringly typed)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from app.ingest.keycache import KeyCache
     from app.ingest.writer import EventWriter
     from app.metrics import Metrics
-    from app.lifecycle import Lifecycle
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -21,5 +20,4 @@ DSN = web.AppKey("dsn", str)
 KEY_CACHE: web.AppKey["KeyCache"] = web.AppKey("key_cache")
 WRITER: web.AppKey["EventWriter"] = web.AppKey("writer")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
-LIFECYCLE: web.AppKey["Lifecycle"] = web.AppKey("lifecycle")
 REQUEST_ID = web.RequestKey("request_id", str)

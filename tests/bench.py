@@ -257,6 +257,36 @@ async def _preload(dsn: str, count: int) -> None:
         await conn.close()
 
 
+PLANNED_QUERIES = {
+    "settings": "select * from project_error_tracking_settings where project_id = $1",
+    "client_keys": "select id, project_id, active, public_key from error_tracking_client_keys "
+                   "where project_id = $1 order by id limit 20",
+    "key_lookup": "select project_id, active from error_tracking_client_keys where public_key = 'glet_x'",
+    "error_list": "select id, name, last_seen_at, events_count from error_tracking_errors "
+                  "where project_id = $1 and status = 'unresolved' order by last_seen_at desc, id limit 20",
+    "error_events": "select event_id, occurred_at from error_tracking_error_events "
+                    "where project_id = $1 and error_id = (select min(id) from error_tracking_errors) "
+                    "order by occurred_at desc limit 20",
+}
+
+
+async def explain_queries(dsn: str) -> dict[str, str]:
+    """The access paths PostgreSQL chooses for the queries behind settings, keys and listings."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        project_id = await conn.fetchval("select id from projects order by id limit 1")
+        plans = {}
+        for name, sql in PLANNED_QUERIES.items():
+            text = "\n".join(
+                r[0] for r in await conn.fetch(f"explain {sql}", *([project_id] if "$1" in sql else []))
+            )
+            nodes = [n for n in ("Index Only Scan", "Index Scan", "Bitmap Index Scan", "Seq Scan") if n in text]
+            plans[name] = ", ".join(nodes) or text.splitlines()[0]
+        return plans
+    finally:
+        await conn.close()
+
+
 # -- load ------------------------------------------------------------------------------------
 
 
@@ -432,6 +462,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             errors = await conn.fetchval("select count(*) from error_tracking_errors where fingerprint not like 'preload-%'")
             await conn.close()
             result["distinct_errors"] = errors
+            result["plans"] = await explain_queries(db_url)
         elapsed = result["elapsed_s"]
         result.update(
             mode=args.mode, workers=args.workers, connections=args.connections, rate_target=args.rate,
