@@ -93,3 +93,19 @@ def client_key(row: asyncpg.Record, external_url: str) -> dict[str, Any]:
         "public_key": row["public_key"],
         "sentry_dsn": build_dsn(external_url, row["public_key"], row["project_id"]),
     }
+
+
+def error(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "project_id": row["project_id"],
+        "fingerprint": row["fingerprint"],
+        "name": row["name"],
+        "description": row["description"],
+        "actor": row["actor"],
+        "platform": row["platform"],
+        "status": row["status"],
+        "first_seen_at": _iso(row["first_seen_at"]),
+        "last_seen_at": _iso(row["last_seen_at"]),
+        "events_count": row["events_count"],
+    }

@@ -1,0 +1,61 @@
+"""``/api/v4/projects/:id/error_tracking/errors``: the errors the collector stored (an errgate extension).
+
+GitLab's REST API has no route for integrated error tracking's errors; these follow its
+conventions (pagination, bodies, roles as for Sentry issues in GitLab: Reporter reads,
+Developer changes the status).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app import keys
+from app.api import entities
+from app.api.access import DEVELOPER, REPORTER, project_access
+from app.api.pagination import page_from, paginated
+from app.api.params import path_id, read_params
+from app.db import errors
+from app.errors import HTTPProblem, json_response
+
+routes = web.RouteTableDef()
+ERRORS_PATH = r"/api/v4/projects/{id}/error_tracking/errors"
+
+
+def _not_found() -> HTTPProblem:
+    return HTTPProblem.gitlab(404, "404 Error Not Found")
+
+
+@routes.get(ERRORS_PATH)
+async def list_errors(request: web.Request) -> web.Response:
+    access = await project_access(request, REPORTER)
+    params = await read_params(request)
+    status = params.string("status")
+    if status is not None and status not in errors.STATUSES:
+        params.errors.append("status does not have a valid value")
+    page = page_from(params)
+    total, rows = await errors.list_errors(request.app[keys.POOL], access.project_id, status, page.size, page.offset)
+    return paginated(request, page, total, [entities.error(r) for r in rows])
+
+
+@routes.get(ERRORS_PATH + r"/{error_id}")
+async def show_error(request: web.Request) -> web.Response:
+    access = await project_access(request, REPORTER)
+    row = await errors.error(request.app[keys.POOL], access.project_id, path_id(request, "error_id", "404 Error Not Found"))
+    if row is None:
+        raise _not_found()
+    return json_response(entities.error(row))
+
+
+@routes.put(ERRORS_PATH + r"/{error_id}")
+async def update_error(request: web.Request) -> web.Response:
+    access = await project_access(request, DEVELOPER)
+    error_id = path_id(request, "error_id", "404 Error Not Found")
+    params = await read_params(request)
+    status = params.string("status", required=True)
+    if status is not None and status not in errors.STATUSES:
+        params.errors.append("status does not have a valid value")
+    params.done()
+    row = await errors.set_status(request.app[keys.POOL], access.project_id, error_id, status)
+    if row is None:
+        raise _not_found()
+    return json_response(entities.error(row))
