@@ -42,6 +42,7 @@ class Settings:
     workers: int = 1
     shutdown_grace_seconds: float = 20.0
     db_pool_size: int = 10
+    db_timeout_seconds: float = 5.0
     key_cache_ttl_seconds: float = 5.0
     max_body_bytes: int = 20 * MiB
     max_envelope_bytes: int = 200 * MiB
@@ -72,6 +73,7 @@ class Settings:
             workers=reader.integer("ERRGATE_WORKERS", 1, 1, 64),
             shutdown_grace_seconds=reader.number("ERRGATE_SHUTDOWN_GRACE_SECONDS", 20.0, 0, 3600),
             db_pool_size=reader.integer("ERRGATE_DB_POOL_SIZE", 10, 2, 500),
+            db_timeout_seconds=reader.number("ERRGATE_DB_TIMEOUT_SECONDS", 5.0, 0.1, 300),
             key_cache_ttl_seconds=reader.number("ERRGATE_KEY_CACHE_TTL_SECONDS", 5.0, 0, 300),
             max_body_bytes=reader.integer("ERRGATE_MAX_BODY_BYTES", 20 * MiB, 1024, 1 << 40),
             max_envelope_bytes=reader.integer("ERRGATE_MAX_ENVELOPE_BYTES", 200 * MiB, 1024, 1 << 40),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from app import keys
 from app.db import migrations
+from app.db.pool import UNAVAILABLE, within
 from app.errors import json_response
 
 LIVENESS_PATH = "/-/liveness"
@@ -28,6 +29,11 @@ async def liveness(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def _schema_version(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        return await migrations.applied_version(conn)
+
+
 async def readiness(request: web.Request) -> web.Response:
     app = request.app
     if app[DRAINING].is_set():
@@ -35,10 +41,8 @@ async def readiness(request: web.Request) -> web.Response:
     if app[keys.WRITER].database_down:
         return json_response({"status": "unavailable", "reason": "database unreachable"}, 503)
     try:
-        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
-            async with app[keys.POOL].acquire() as conn:
-                version = await migrations.applied_version(conn)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        version = await within(_schema_version(app[keys.POOL]), READINESS_TIMEOUT_SECONDS)
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
         return json_response({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}, 503)
     expected = migrations.expected_version()
     if version != expected:

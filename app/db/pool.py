@@ -1,6 +1,10 @@
-"""The asyncpg connection pool, and resolving which database to use (configured or embedded)."""
+"""The asyncpg connection pool, resolving which database to use (configured or embedded), and
+the bounded wait that keeps requests from hanging on a database that stops answering."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, TypeVar
 
 import asyncpg
 
@@ -15,11 +19,44 @@ def database_url(settings: Settings) -> str:
     return start_embedded(settings.data_dir)
 
 
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_SECONDS = 5
+
+# Failures that mean "the database is not reachable right now" (as opposed to a bad statement).
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
+    """Await at most ``seconds``, then raise ``asyncio.TimeoutError``.
+
+    Unlike ``asyncio.wait_for``, this does not wait for the cancelled work to finish: asyncpg's
+    cancellation sends a cancel request to the server, which hangs too when the server does.
+    The abandoned task is cancelled and its outcome discarded.
+    """
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise asyncio.TimeoutError(f"database did not answer within {seconds} s")
+    return task.result()
+
+
 async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=size,
+        timeout=CONNECT_TIMEOUT_SECONDS,
         command_timeout=30,
         # Short-lived statements only; a stuck query must not hold a connection forever.
         server_settings={"application_name": "errgate", "statement_timeout": "30s"},

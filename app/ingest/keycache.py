@@ -18,6 +18,8 @@ from typing import AsyncIterator
 import asyncpg
 
 from app.db import error_tracking
+from app.db.pool import UNAVAILABLE, within
+from app.ingest.writer import unavailable
 
 log = logging.getLogger("errgate.keycache")
 
@@ -25,9 +27,10 @@ MAX_ENTRIES = 100_000
 
 
 class KeyCache:
-    def __init__(self, pool: asyncpg.Pool, ttl: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, ttl: float, timeout: float = 5.0) -> None:
         self.pool = pool
         self.ttl = ttl
+        self.timeout = timeout
         self._entries: dict[str, tuple[float, int | None]] = {}
         self._loading: dict[str, asyncio.Future[int | None]] = {}
 
@@ -42,7 +45,10 @@ class KeyCache:
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._loading[public_key] = future
         try:
-            row = await error_tracking.key_for_ingest(self.pool, public_key)
+            try:
+                row = await within(error_tracking.key_for_ingest(self.pool, public_key), self.timeout)
+            except UNAVAILABLE:
+                raise unavailable() from None  # not cached: the next request asks again
             project_id = row["project_id"] if row is not None and row["accepting"] else None
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()

@@ -35,13 +35,14 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     pool = app[keys.POOL]
     metrics = app[keys.METRICS]
-    cache = KeyCache(pool, settings.key_cache_ttl_seconds)
+    cache = KeyCache(pool, settings.key_cache_ttl_seconds, settings.db_timeout_seconds)
     writer = EventWriter(
         pool,
         max_batch=settings.batch_max_events,
         max_wait_ms=settings.batch_max_wait_ms,
         max_pending=settings.max_pending_events,
         max_events_per_error=settings.max_events_per_error,
+        timeout=settings.db_timeout_seconds,
         observe=metrics.observe_batch,
     )
     metrics.track(

@@ -7,8 +7,10 @@ statement and so a single transaction. A request is answered only after its batc
 
 Backpressure: when more than ``max_pending`` events wait, :meth:`EventWriter.write` raises
 429 with ``Retry-After`` at once instead of letting memory grow. When PostgreSQL cannot be
-reached it raises 503 with ``Retry-After``, and keeps failing fast for a second before it
-tries the database again, so that requests never hang on a dead database.
+reached, or does not answer within ``timeout`` seconds, the batch is answered 503 with
+``Retry-After`` (its events may still be committed if the database wakes up: never a 200 for
+an event that is not stored), and new events fail fast for a second before the database is
+tried again, so that requests never hang on a dead database.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Callable
 
 import asyncpg
 
+from app.db.pool import UNAVAILABLE, within
 from app.errors import HTTPProblem
 from app.ingest.summary import EventSummary
 
@@ -32,16 +35,6 @@ RETRY_AFTER_UNAVAILABLE = 5
 FAIL_FAST_SECONDS = 1.0
 WRITE_RETRIES = 3
 
-# Failures that mean "the database is not reachable right now" (as opposed to a bad event).
-UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-)
 
 
 @dataclass(slots=True)
@@ -81,9 +74,11 @@ class EventWriter:
         max_pending: int,
         concurrency: int = 2,
         max_events_per_error: int | None = None,
+        timeout: float = 5.0,
         observe: BatchObserver | None = None,
     ) -> None:
         self.max_events_per_error = max_events_per_error
+        self.timeout = timeout
         self.pool = pool
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
@@ -145,7 +140,7 @@ class EventWriter:
         self.in_flight += len(batch)
         started = time.perf_counter()
         try:
-            inserted = await self._write_with_retries(batch)
+            inserted = await within(self._write_with_retries(batch), self.timeout)
         except UNAVAILABLE as exc:
             self._down_until = time.monotonic() + FAIL_FAST_SECONDS
             log.warning("database unavailable; batch answered 503", extra={"events": len(batch), "error": type(exc).__name__})
@@ -166,7 +161,7 @@ class EventWriter:
     async def _commit_one_by_one(self, batch: list[PendingEvent]) -> None:
         for event in batch:
             try:
-                inserted = await self._write_with_retries([event])
+                inserted = await within(self._write_with_retries([event]), self.timeout)
             except UNAVAILABLE:
                 _fail([event], unavailable())
             except asyncpg.PostgresError as exc:
@@ -288,24 +283,39 @@ _DELETE_EMPTY_ERRORS = """
 
 
 async def _create_errors(
-    pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds
+    conn: asyncpg.Connection, batch: list[PendingEvent], missing: list[tuple[int, str]], error_ids: ErrorIds
 ) -> list[asyncpg.Record]:
-    """Make sure every error of the batch exists and its id is known; returns the errors created."""
+    """Create the batch's errors not known yet and learn their ids; returns the errors created."""
     firsts: dict[tuple[int, str], PendingEvent] = {}
     for event in batch:
         firsts.setdefault((event.project_id, event.summary.fingerprint), event)
-    missing = error_ids.missing(list(firsts))
-    if not missing:
-        return []
     new = [firsts[key] for key in missing]
-    created = await pool.fetch(
+    created = await conn.fetch(
         _CREATE_ERRORS,
         [e.project_id for e in new], [e.summary.fingerprint for e in new], [e.summary.name for e in new],
         [e.summary.description for e in new], [e.summary.actor for e in new], [e.summary.platform for e in new],
         [e.summary.occurred_at for e in new],
     )
-    error_ids.remember(await pool.fetch(_ERROR_IDS, [k[0] for k in missing], [k[1] for k in missing]))
+    error_ids.remember(await conn.fetch(_ERROR_IDS, [k[0] for k in missing], [k[1] for k in missing]))
     return created
+
+
+async def _insert_events(
+    conn: asyncpg.Connection, batch: list[PendingEvent], error_ids: ErrorIds, cap: int | None
+) -> list[asyncpg.Record]:
+    try:
+        return await conn.fetch(
+            _INSERT_EVENTS,
+            [e.project_id for e in batch],
+            [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
+            [e.event_id for e in batch], [e.summary.level for e in batch],
+            [e.summary.environment for e in batch], [e.summary.release for e in batch],
+            [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
+            cap,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
+        raise
 
 
 async def write_batch(
@@ -313,26 +323,24 @@ async def write_batch(
 ) -> set[tuple[int, str]]:
     """Store a batch; returns the (project_id, event_id) pairs really inserted (duplicates excluded).
 
-    Errors are created first (idempotent, outside the events' transaction); the events and their
-    counters then commit together in one statement. Errors this batch created for events that
-    turned out to be duplicates are deleted again, so no error is left without events.
+    When every error of the batch is known, the events and their counters commit in a single
+    statement (one round trip). Otherwise the new errors are created in the same transaction
+    as their events, and those that only duplicates pointed to are deleted again, so that no
+    error is ever left without events.
     """
     batch = list({(e.project_id, e.event_id): e for e in batch}.values())  # one row per id and statement
-    created = await _create_errors(pool, batch, error_ids)
-    try:
-        rows = await pool.fetch(
-            _INSERT_EVENTS,
-            [e.project_id for e in batch],
-            [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
-            [e.event_id for e in batch], [e.summary.level for e in batch],
-            [e.summary.environment for e in batch], [e.summary.release for e in batch],
-            [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
-            max_events_per_error,
-        )
-    except asyncpg.ForeignKeyViolationError:
-        error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
-        raise
-    if created and len(rows) < len(batch):
-        await pool.execute(_DELETE_EMPTY_ERRORS, [r["project_id"] for r in created], [r["id"] for r in created])
-        error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
+    keys = list(dict.fromkeys((e.project_id, e.summary.fingerprint) for e in batch))
+    missing = error_ids.missing(keys)
+    async with pool.acquire() as conn:
+        if not missing:
+            rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
+        else:
+            async with conn.transaction():
+                created = await _create_errors(conn, batch, missing, error_ids)
+                rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
+                if created and len(rows) < len(batch):
+                    await conn.execute(
+                        _DELETE_EMPTY_ERRORS, [r["project_id"] for r in created], [r["id"] for r in created]
+                    )
+                    error_ids.forget(keys)
     return {(r["project_id"], r["event_id"].hex) for r in rows}

@@ -1,0 +1,108 @@
+"""Retention by dropping whole daily partitions: the expired ones go, the counters of the errors
+keep matching their stored events, errors left without events go too, the partitions ahead
+exist; maintenance is idempotent and safe to run twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time, timedelta, timezone
+
+from app.db import partitions
+from app.ingest.payload import dumps_for_jsonb
+from app.ingest.summary import summarize_event
+from app.ingest.writer import EventWriter, PendingEvent
+from tests.faults.helpers import error_counts
+from tests.ingest_http.helpers import message_event
+
+RETENTION_DAYS = 2
+LATER = 4  # maintenance runs "today + 4 days": the partitions up to today + 1 fall out of retention
+
+
+def received(today: date, days: int) -> datetime:
+    return datetime.combine(today + timedelta(days=days), time(12), timezone.utc)
+
+
+def pending(project_id: int, group: str, received_at: datetime) -> PendingEvent:
+    event = message_event(f"retention of {group}", fingerprint=[f"retention-{group}"], timestamp=received_at.timestamp())
+    summary = summarize_event(event, received_at=received_at)
+    return PendingEvent(project_id, event["event_id"], summary, dumps_for_jsonb(event), received_at)
+
+
+async def partition_days(pool) -> set[date]:
+    async with pool.acquire() as conn:
+        return set(await partitions.existing_partitions(conn))
+
+
+async def error_of(pool, project_id: int, event: PendingEvent) -> int:
+    return await pool.fetchval(
+        "select error_id from error_tracking_error_events where project_id = $1 and event_id = $2::uuid",
+        project_id, event.event_id,
+    )
+
+
+async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool, world) -> None:
+    today = datetime.now(timezone.utc).date()
+    later = today + timedelta(days=LATER)
+    first_kept = later - timedelta(days=RETENTION_DAYS)
+    async with pool.acquire() as conn:
+        await partitions.maintain(conn, 7, today=today)
+    project_id = (await world.project())["id"]
+    writer = EventWriter(pool, max_batch=100, max_wait_ms=1, max_pending=1000)
+    writer.start()
+    try:
+        # A: 3 events that expire, 2 that stay. B: every event expires. C: 1 expires, 1 stays (first kept day).
+        a_old = [pending(project_id, "a", received(today, 0)) for _ in range(3)]
+        a_new = [pending(project_id, "a", received(today, 3)) for _ in range(2)]
+        b_old = [pending(project_id, "b", received(today, -1))] + [pending(project_id, "b", received(today, 0)) for _ in range(3)]
+        c_old = [pending(project_id, "c", received(today, 1))]
+        c_new = [pending(project_id, "c", received(today, 2))]
+        everything = a_old + a_new + b_old + c_old + c_new
+        assert await asyncio.gather(*(writer.write(e) for e in everything)) == [True] * len(everything)
+        a, b, c = [await error_of(pool, project_id, group[0]) for group in (a_old, b_old, c_old)]
+        before = {e["id"]: e["events_count"] for e in await error_counts(pool, project_id)}
+        assert before == {a: 5, b: 4, c: 2}
+        expired_days = {d for d in await partition_days(pool) if d < first_kept}
+        assert {today - timedelta(days=1), today, today + timedelta(days=1)} <= expired_days
+
+        # Two maintenance runs at once (two replicas): the advisory lock serialises them, neither fails.
+        async with pool.acquire() as one, pool.acquire() as two:
+            results = await asyncio.gather(
+                partitions.maintain(one, RETENTION_DAYS, today=later),
+                partitions.maintain(two, RETENTION_DAYS, today=later),
+            )
+        dropped = [name for result in results for name in result["dropped"]]
+        created = [name for result in results for name in result["created"]]
+        assert sorted(dropped) == sorted(partitions.partition_name(d) for d in expired_days)
+        assert len(created) == len(set(created))
+
+        days = await partition_days(pool)
+        assert not {d for d in days if d < first_kept}, sorted(days)
+        wanted = {later + timedelta(days=n) for n in range(-1, partitions.DAYS_AHEAD + 1)}
+        assert wanted <= days, sorted(wanted - days)
+
+        after = {e["id"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)}
+        assert after == {a: (2, 2), c: (1, 1)}, after  # B had no event left: deleted
+
+        # Idempotent: nothing to create or drop, nothing changes.
+        async with pool.acquire() as conn:
+            assert await partitions.maintain(conn, RETENTION_DAYS, today=later) == {"created": [], "dropped": []}
+        assert await partition_days(pool) == days
+        assert {e["id"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)} == after
+
+        # The writer still knows B's deleted id: a new event of B recreates it, A's counter goes on.
+        b_again = pending(project_id, "b", received(later, 0))
+        a_again = pending(project_id, "a", received(later, 0))
+        assert await asyncio.gather(writer.write(b_again), writer.write(a_again)) == [True, True]
+        b2 = await error_of(pool, project_id, b_again)
+        assert b2 != b
+        final = {e["id"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)}
+        assert final == {a: (3, 3), b2: (1, 1), c: (1, 1)}, final
+    finally:
+        await writer.close()
+        # Give the rest of the session's tests their partitions back (today - 7 ... today + 7).
+        await pool.execute("delete from error_tracking_errors where project_id = $1", project_id)
+        async with pool.acquire() as conn:
+            for day, name in (await partitions.existing_partitions(conn)).items():
+                if day > today + timedelta(days=partitions.DAYS_AHEAD):
+                    await conn.execute(f"drop table {name}")
+            await partitions.maintain(conn, 7, today=today)
