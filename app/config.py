@@ -83,7 +83,7 @@ class Settings:
             max_pending_events=reader.integer("ERRGATE_MAX_PENDING_EVENTS", 20_000, 1, 10_000_000),
             event_retention_days=reader.integer("ERRGATE_EVENT_RETENTION_DAYS", 90, 1, 36_500),
             max_events_per_error=reader.optional_integer("ERRGATE_MAX_EVENTS_PER_ERROR", 1, 1 << 40),
-            sentry_dsn=reader.optional("SENTRY_DSN"),
+            sentry_dsn=reader.optional("SENTRY_DSN", _check_sentry_dsn),
         )
 
 
@@ -155,4 +155,13 @@ def _check_root_token(value: str) -> str | None:
 def _check_log_level(value: str) -> str | None:
     if value.lower() not in ("debug", "info", "warning", "error", "critical"):
         return f"expected one of debug, info, warning, error, critical, got {value!r}"
+    return None
+
+
+def _check_sentry_dsn(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
+        return "expected a Sentry DSN such as https://KEY@host/PROJECT_ID"
+    if not parts.path.rstrip("/").rpartition("/")[2].isdigit():
+        return "the DSN must end with a numeric project id"
     return None

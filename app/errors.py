@@ -63,6 +63,9 @@ _HTTP_MESSAGES = {404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# nginx's status for a request the client abandoned; it only reaches the access log and metrics.
+CLIENT_CLOSED_REQUEST = 499
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -76,6 +79,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         message = _HTTP_MESSAGES.get(exc.status, f"{exc.status} {exc.reason}")
         return json_response({"message": message}, exc.status, {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
-    except Exception:
+    except Exception as exc:
+        if client_went_away(request, exc):
+            # Not errgate's fault (a client that hung up mid-body), and nobody reads the answer.
+            log.info("client disconnected", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
+            return json_response({"message": "499 Client Closed Request"}, CLIENT_CLOSED_REQUEST)
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
         return json_response({"message": "500 Internal Server Error"}, 500)
+
+
+def client_went_away(request: web.Request, exc: Exception) -> bool:
+    """aiohttp raises ConnectionResetError into a handler reading the body of a connection that
+    closed. The same error from the database driver is errgate's problem: the client's own
+    connection must be gone too."""
+    transport = request.transport
+    return isinstance(exc, ConnectionResetError) and (transport is None or transport.is_closing())

@@ -13,7 +13,7 @@ import signal
 
 from aiohttp import web
 
-from app import health, keys
+from app import health, keys, selfreport
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
 from app.database import database_ctx
@@ -30,7 +30,10 @@ CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    app = web.Application(middlewares=[observe_middleware, error_middleware], client_max_size=CLIENT_MAX_SIZE)
+    middlewares = [observe_middleware, error_middleware]
+    if settings.sentry_dsn:
+        middlewares.append(selfreport.middleware(settings.sentry_dsn))
+    app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics or Metrics()
     app.cleanup_ctx.append(database_ctx)
@@ -56,18 +59,40 @@ def make_runner(app: web.Application, shutdown_timeout: float = 20.0) -> web.App
     )
 
 
+async def start_sites(app: web.Application, settings: Settings) -> list[web.AppRunner]:
+    """Serve ``app`` on ``host:port`` and, when ``metrics_port`` is set, ``/metrics`` alone on that port.
+
+    Returns the runners, the main one first; ``runner.addresses`` tells the ports bound (port 0: any free one).
+    """
+    reuse_port = settings.workers > 1
+    runners: list[web.AppRunner] = []
+    try:
+        main = make_runner(app, settings.shutdown_grace_seconds)
+        await main.setup()
+        runners.append(main)
+        await web.TCPSite(main, settings.host, settings.port, reuse_port=reuse_port).start()
+        if settings.metrics_port is not None:
+            metrics = web.AppRunner(create_metrics_app(app[keys.METRICS]), access_log=None, handle_signals=False)
+            await metrics.setup()
+            runners.append(metrics)
+            await web.TCPSite(metrics, settings.host, settings.metrics_port, reuse_port=reuse_port).start()
+    except BaseException:  # a port in use, say: close what was opened (the pool with the app)
+        for each in runners:
+            await each.cleanup()
+        raise
+    return runners
+
+
+async def stop_sites(app: web.Application, runners: list[web.AppRunner]) -> None:
+    """Readiness false at once, then the sockets close and in-flight requests finish (metrics last)."""
+    app[health.DRAINING].set()
+    for each in runners:
+        await each.cleanup()
+
+
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
-    runner = make_runner(app, settings.shutdown_grace_seconds)
-    await runner.setup()
-    reuse_port = settings.workers > 1
-    await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port).start()
-    runners = [runner]
-    if settings.metrics_port is not None:
-        metrics_runner = web.AppRunner(create_metrics_app(app[keys.METRICS]), access_log=None, handle_signals=False)
-        await metrics_runner.setup()
-        await web.TCPSite(metrics_runner, settings.host, settings.metrics_port, reuse_port=reuse_port).start()
-        runners.append(metrics_runner)
+    runners = await start_sites(app, settings)
     log.info("errgate listening", extra={"host": settings.host, "port": settings.port})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -75,7 +100,5 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("draining", extra={"grace_seconds": settings.shutdown_grace_seconds})
-    app[health.DRAINING].set()
-    for each in reversed(runners):
-        await each.cleanup()
+    await stop_sites(app, runners)
     log.info("stopped")

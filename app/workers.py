@@ -1,6 +1,8 @@
 """Running the service: one process, or several worker processes sharing the port with SO_REUSEPORT.
 
 The embedded PostgreSQL, when used, is started once by the parent so that workers only connect to it.
+Self-reporting (``SENTRY_DSN``) is started in each serving process: sentry-sdk's client and its
+sending thread belong to one process.
 Each process runs on uvloop, which roughly halves the event loop's CPU cost per request.
 """
 
@@ -17,10 +19,13 @@ import uvloop
 from app.config import Settings
 from app.db.pool import database_url
 from app.logs import setup_logging
+from app.selfreport import init_self_reporting
 from app.server import serve
 
 
 def _run(settings: Settings) -> None:
+    if settings.sentry_dsn:
+        init_self_reporting(settings.sentry_dsn)
     uvloop.run(serve(settings))
 
 

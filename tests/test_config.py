@@ -101,3 +101,17 @@ def test_bad_values_name_the_variable(name, value) -> None:
 
 def test_root_token_of_twenty_characters_is_enough() -> None:
     assert Settings.from_env({"ERRGATE_ROOT_TOKEN": "x" * 20}).root_token == "x" * 20
+
+
+def test_bad_sentry_dsn_is_named() -> None:
+    for bad in ("not a dsn", "https://host/1", "https://key@host/app"):
+        with pytest.raises(ConfigError, match="SENTRY_DSN"):
+            Settings.from_env({"SENTRY_DSN": bad})
+    good = "http://glet_abc@errgate.example.com/api/v4/error_tracking/collector/5"
+    assert Settings.from_env({"SENTRY_DSN": good}).sentry_dsn == good
+
+
+def test_database_timeout_is_read() -> None:
+    assert Settings.from_env({"ERRGATE_DB_TIMEOUT_SECONDS": "2.5"}).db_timeout_seconds == 2.5
+    with pytest.raises(ConfigError, match="ERRGATE_DB_TIMEOUT_SECONDS"):
+        Settings.from_env({"ERRGATE_DB_TIMEOUT_SECONDS": "soon"})
