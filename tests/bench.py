@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import random
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -155,9 +156,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_bare_server(port: int) -> None:
-    """The framework's ceiling: read the body, answer ``{"id": ...}``, nothing else."""
+def run_bare_server(port: int, workers: int = 1) -> None:
+    """The framework's ceiling: read the body, answer ``{"id": ...}``, nothing else; ``workers``
+    processes share the port with SO_REUSEPORT, as errgate's workers do, on the same event loop."""
+    import uvloop
     from aiohttp import web
+
+    if workers > 1:
+        children = [
+            multiprocessing.get_context("spawn").Process(target=run_bare_server, args=(port, 1)) for _ in range(workers - 1)
+        ]
+        for child in children:
+            child.start()
 
     async def handler(request: web.Request) -> web.Response:
         await request.read()
@@ -165,7 +175,8 @@ def run_bare_server(port: int) -> None:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/api/{project_id}/envelope/", handler)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, auto_decompress=False)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, auto_decompress=False,
+                reuse_port=True, loop=uvloop.new_event_loop())
 
 
 async def _wait_ready(url: str, timeout: float = 120) -> None:
@@ -428,9 +439,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         command = [sys.executable, "-m", "app", "serve", "--workers", str(args.workers)]
         ready_path = "/-/readiness"
     else:
-        command = [sys.executable, "-m", "tests.bench", "--serve-bare", str(port)]
+        command = [sys.executable, "-m", "tests.bench", "--serve-bare", str(port), "--workers", str(args.workers)]
         ready_path = None
-    server = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parents[1])
+    server = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parents[1], start_new_session=True)
     try:
         if ready_path:
             await _wait_ready(base + ready_path)
@@ -475,11 +486,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         return result
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the server and every worker it started
         try:
             server.wait(30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
         if args.mode == "errgate" and not args.keep_database:
             await admin.execute(f'drop database if exists "{db_name}" with (force)')
             await admin.close()
@@ -502,6 +513,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.serve_bare:
-        run_bare_server(arguments.serve_bare)
+        run_bare_server(arguments.serve_bare, arguments.workers)
     else:
         print(orjson.dumps(asyncio.run(main(arguments))).decode())
