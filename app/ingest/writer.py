@@ -72,7 +72,7 @@ class EventWriter:
         max_batch: int,
         max_wait_ms: float,
         max_pending: int,
-        concurrency: int = 2,
+        concurrency: int = 1,
         max_events_per_error: int | None = None,
         timeout: float = 5.0,
         observe: BatchObserver | None = None,
