@@ -235,7 +235,8 @@ def _server_rss(pid: int) -> int:
 
 
 async def _preload(dsn: str, count: int) -> None:
-    """Insert ``count`` synthetic events spread over the last days (for the large-table run)."""
+    """Insert ``count`` small synthetic events into today's partition (the partition the run then
+    writes to, so its indexes are as large as they get) over 5,000 errors, for the large-table run."""
     conn = await asyncpg.connect(dsn)
     try:
         project_id = await conn.fetchval("select id from projects order by id limit 1")
@@ -252,9 +253,11 @@ async def _preload(dsn: str, count: int) -> None:
             n = min(chunk, count - start)
             await conn.execute(
                 """insert into error_tracking_error_events
-                       (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, payload)
+                       (project_id, error_id, event_id, level, environment, release, occurred_at, received_at,
+                        received_on, payload)
                    select $1, ($2::bigint[])[1 + (g % array_length($2::bigint[], 1))], gen_random_uuid(), 'error',
                           'production', 'bench@1.0', now() - (g % 400000) * interval '1 second', now(),
+                          (now() at time zone 'UTC')::date,
                           jsonb_build_object('message', 'preloaded event ' || g, 'platform', 'python')
                    from generate_series(1, $3) g""",
                 project_id, ids, n,
