@@ -7,6 +7,7 @@ its own database and drops it at the end; every test starts from empty tables.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -48,22 +49,51 @@ def base_database_url() -> str:
     return start_embedded(Path(tempfile.mkdtemp(prefix="errgate-test-pg-")), "postgres")
 
 
-@pytest.fixture(scope="session")
-async def database_url(base_database_url: str) -> AsyncIterator[str]:
-    name = f"errgate_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(base_database_url)
+@contextlib.asynccontextmanager
+async def fresh_database(base_url: str, prefix: str = "errgate_test") -> AsyncIterator[str]:
+    """An empty database of its own on the test server; dropped with force afterwards."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(base_url)
     try:
         await admin.execute(f'create database "{name}"')
-        url = _with_database(base_database_url, name)
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(base_url, name)
+    finally:
+        admin = await asyncpg.connect(base_url)
+        try:
+            await admin.execute(f'drop database if exists "{name}" with (force)')
+        finally:
+            await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[web.AppRunner]:
+    """Serve ``app`` with errgate's own runner on a free port of 127.0.0.1 (real HTTP on loopback)."""
+    grace = app[SETTINGS].shutdown_grace_seconds if SETTINGS in app else 5.0
+    runner = make_runner(app, grace)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield runner
+    finally:
+        await runner.cleanup()
+
+
+def url_of(runner: web.AppRunner) -> str:
+    return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+@pytest.fixture(scope="session")
+async def database_url(base_database_url: str) -> AsyncIterator[str]:
+    async with fresh_database(base_database_url) as url:
         conn = await asyncpg.connect(url)
         try:
             await migrations.migrate(conn)
         finally:
             await conn.close()
         yield url
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -107,21 +137,14 @@ ServerFactory = Callable[..., Awaitable[Server]]
 @pytest.fixture
 async def start_server(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[ServerFactory]:
     """Start errgate (the real app, runner and socket) on 127.0.0.1 with settings overrides."""
-    started: list[web.AppRunner] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**overrides: Any) -> Server:
-        app = create_app(test_settings(database_url, **overrides))
-        runner = make_runner(app, app[SETTINGS].shutdown_grace_seconds)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        started.append(runner)
-        port = runner.addresses[0][1]
-        return Server(f"http://127.0.0.1:{port}", app, runner)
+        async def start(**overrides: Any) -> Server:
+            app = create_app(test_settings(database_url, **overrides))
+            runner = await stack.enter_async_context(serving(app))
+            return Server(url_of(runner), app, runner)
 
-    yield start
-    for runner in reversed(started):
-        await runner.cleanup()
+        yield start
 
 
 @pytest.fixture

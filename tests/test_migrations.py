@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -11,7 +10,7 @@ import asyncpg
 import pytest
 
 from app.db import migrations
-from tests.conftest import _with_database
+from tests.conftest import fresh_database
 
 ISSUE_TABLES = {
     "projects",
@@ -26,14 +25,8 @@ ISSUE_TABLES = {
 @pytest.fixture
 async def fresh_database_url(base_database_url: str) -> AsyncIterator[str]:
     """An empty database of its own, dropped afterwards."""
-    name = f"errgate_migrations_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base_database_url)
-    try:
-        await admin.execute(f'create database "{name}"')
-        yield _with_database(base_database_url, name)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
+    async with fresh_database(base_database_url, "errgate_migrations") as url:
+        yield url
 
 
 @pytest.fixture

@@ -27,10 +27,9 @@ import aiohttp
 import asyncpg
 import orjson
 import psutil
-from aiohttp import web
 
-from app.keys import SETTINGS
-from app.server import create_app, make_runner
+from app.server import create_app
+from tests import conftest
 from tests.conftest import ROOT_TOKEN, Api
 from tests.conftest import test_settings as settings_for_tests
 from tests.ingest_http.helpers import (
@@ -70,23 +69,9 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(base_url: str) -> AsyncIterator[str]:
+def fresh_database(base_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     """An empty database on the test server (errgate migrates it itself); dropped with force afterwards."""
-    name = f"errgate_faults_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base_url)
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(base_url, name)
-    finally:
-        admin = await asyncpg.connect(base_url)
-        try:
-            await admin.execute(f'drop database if exists "{name}" with (force)')
-        finally:
-            await admin.close()
+    return conftest.fresh_database(base_url, "errgate_faults")
 
 
 @contextlib.asynccontextmanager
@@ -270,14 +255,8 @@ class Load:
 @contextlib.asynccontextmanager
 async def serve_in_process(database_url: str, **overrides: Any) -> AsyncIterator[str]:
     """The real application, runner and socket on 127.0.0.1 against ``database_url``; yields its URL."""
-    app = create_app(settings_for_tests(database_url, **overrides))
-    runner = make_runner(app, app[SETTINGS].shutdown_grace_seconds)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with conftest.serving(create_app(settings_for_tests(database_url, **overrides))) as runner:
+        yield conftest.url_of(runner)
 
 
 # --- errgate as a process -------------------------------------------------------------------

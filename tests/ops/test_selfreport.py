@@ -22,7 +22,8 @@ from sentry_sdk.transport import Transport
 from app import keys
 from app.ingest.writer import PendingEvent
 from app.selfreport import FILTERED, init_self_reporting, own_project_id
-from app.server import create_app, make_runner
+from tests import conftest
+from app.server import create_app
 from tests.conftest import Api, World
 from tests.conftest import test_settings as settings_for
 from tests.ingest_http.helpers import (
@@ -63,13 +64,8 @@ def reporting() -> Iterator[Callable[[str], MemoryTransport]]:
 
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
-    runner = make_runner(app, 5.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with conftest.serving(app) as runner:
+        yield conftest.url_of(runner)
 
 
 def foreign_dsn() -> str:
