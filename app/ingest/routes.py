@@ -8,6 +8,7 @@ once the event is committed. Items other than ``event`` are accepted and counted
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
@@ -43,8 +44,9 @@ PREFLIGHT_HEADERS = {
 }
 
 
+@functools.cache
 def item_limits(settings: Settings) -> dict[str, int]:
-    """Relay's per-item limits; the event limit is configurable."""
+    """Relay's per-item limits; the event limit is configurable (computed once per settings)."""
     return {
         "event": settings.max_event_bytes,
         "transaction": settings.max_event_bytes,

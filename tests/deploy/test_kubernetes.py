@@ -81,7 +81,7 @@ def _kubectl() -> str:
     if kubectl is None:
         if os.environ.get("CI") == "true":
             pytest.fail(KUBECTL_MISSING)
-        pytest.skip(KUBECTL_MISSING)
+        pytest.skip(reason=KUBECTL_MISSING)
     return kubectl
 
 
