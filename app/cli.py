@@ -25,7 +25,8 @@ from app.api import entities
 from app.api.access import ACCESS_LEVELS, project_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
-from app.db import migrations, partitions, projects
+from app.database import prepare
+from app.db import migrations, projects
 from app.db.pool import create_pool, database_url
 from app.errors import HTTPProblem
 from app.logs import setup_logging
@@ -121,8 +122,7 @@ async def _with_database(settings: Settings, operation: Operation | None, args: 
     pool = await create_pool(dsn, 2)
     try:
         async with pool.acquire() as conn:
-            applied = await migrations.migrate(conn)
-            await partitions.maintain(conn, settings.event_retention_days)
+            applied = await prepare(conn, settings)
         if operation is None:
             return {"applied": [m.version for m in applied], "version": migrations.expected_version()}
         return await operation(pool, args, settings)

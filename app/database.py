@@ -6,14 +6,26 @@ import asyncio
 import logging
 from typing import AsyncIterator
 
+import asyncpg
 from aiohttp import web
 
 from app import keys
+from app.config import Settings
 from app.auth import token_digest
 from app.db import migrations, partitions, users
 from app.db.pool import create_pool, database_url
 
 log = logging.getLogger("errgate.database")
+
+
+async def prepare(conn: asyncpg.Connection, settings: Settings) -> list[migrations.Migration]:
+    """Bring the database up to date: migrations, partitions, and the root user when configured.
+    Returns the migrations this call applied."""
+    applied = await migrations.migrate(conn)
+    await partitions.maintain(conn, settings.event_retention_days)
+    if settings.root_token:
+        await users.ensure_root(conn, token_digest(settings.root_token))
+    return applied
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -22,10 +34,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(dsn, settings.db_pool_size)
     try:
         async with pool.acquire() as conn:
-            await migrations.migrate(conn)
-            await partitions.maintain(conn, settings.event_retention_days)
-            if settings.root_token:
-                await users.ensure_root(conn, token_digest(settings.root_token))
+            await prepare(conn, settings)
         app[keys.POOL] = pool
         app[keys.DSN] = dsn
         yield

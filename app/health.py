@@ -14,7 +14,7 @@ from aiohttp import web
 
 from app import keys
 from app.db import migrations
-from app.db.pool import UNAVAILABLE, within
+from app.db.pool import DATABASE_ERRORS, within
 from app.errors import json_response
 
 LIVENESS_PATH = "/-/liveness"
@@ -22,7 +22,6 @@ READINESS_PATH = "/-/readiness"
 METRICS_PATH = "/metrics"
 READINESS_TIMEOUT_SECONDS = 2.0
 
-DRAINING = web.AppKey("draining", asyncio.Event)
 
 
 async def liveness(request: web.Request) -> web.Response:
@@ -36,13 +35,13 @@ async def _schema_version(pool: asyncpg.Pool) -> int:
 
 async def readiness(request: web.Request) -> web.Response:
     app = request.app
-    if app[DRAINING].is_set():
+    if app[keys.DRAINING].is_set():
         return json_response({"status": "unavailable", "reason": "draining"}, 503)
     if app[keys.WRITER].database_down:
         return json_response({"status": "unavailable", "reason": "database unreachable"}, 503)
     try:
         version = await within(_schema_version(app[keys.POOL]), READINESS_TIMEOUT_SECONDS)
-    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+    except DATABASE_ERRORS as exc:
         return json_response({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}, 503)
     expected = migrations.expected_version()
     if version != expected:
@@ -58,7 +57,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application, *, with_metrics: bool) -> None:
-    app[DRAINING] = asyncio.Event()
+    app[keys.DRAINING] = asyncio.Event()
     app.router.add_get(LIVENESS_PATH, liveness)
     app.router.add_get(READINESS_PATH, readiness)
     if with_metrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -20,4 +21,5 @@ DSN = web.AppKey("dsn", str)
 KEY_CACHE: web.AppKey["KeyCache"] = web.AppKey("key_cache")
 WRITER: web.AppKey["EventWriter"] = web.AppKey("writer")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
+DRAINING = web.AppKey("draining", asyncio.Event)  # set on SIGTERM: readiness answers 503
 REQUEST_ID = web.RequestKey("request_id", str)

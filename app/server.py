@@ -85,7 +85,7 @@ async def start_sites(app: web.Application, settings: Settings) -> list[web.AppR
 
 async def stop_sites(app: web.Application, runners: list[web.AppRunner]) -> None:
     """Readiness false at once, then the sockets close and in-flight requests finish (metrics last)."""
-    app[health.DRAINING].set()
+    app[keys.DRAINING].set()
     for each in runners:
         await each.cleanup()
 

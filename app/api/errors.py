@@ -29,9 +29,7 @@ def _not_found() -> HTTPProblem:
 async def list_errors(request: web.Request) -> web.Response:
     access = await project_access(request, REPORTER)
     params = await read_params(request)
-    status = params.string("status")
-    if status is not None and status not in errors.STATUSES:
-        params.errors.append("status does not have a valid value")
+    status = params.string("status", choices=errors.STATUSES)
     page = page_from(params)
     total, rows = await errors.list_errors(request.app[keys.POOL], access.project_id, status, page.size, page.offset)
     return paginated(request, page, total, [entities.error(r) for r in rows])
@@ -51,9 +49,7 @@ async def update_error(request: web.Request) -> web.Response:
     access = await project_access(request, DEVELOPER)
     error_id = path_id(request, "error_id", "404 Error Not Found")
     params = await read_params(request)
-    status = params.string("status", required=True)
-    if status is not None and status not in errors.STATUSES:
-        params.errors.append("status does not have a valid value")
+    status = params.string("status", required=True, choices=errors.STATUSES)
     params.done()
     row = await errors.set_status(request.app[keys.POOL], access.project_id, error_id, status)
     if row is None:

@@ -99,7 +99,7 @@ class Params:
             return None
         return number
 
-    def string(self, name: str, required: bool = False) -> str | None:
+    def string(self, name: str, required: bool = False, choices: Iterable[str] | None = None) -> str | None:
         value = self._present(name, required)
         if value is None:
             return None
@@ -107,7 +107,11 @@ class Params:
         if not isinstance(value, (str, int)) or isinstance(value, bool) or "\x00" in str(value):
             self.errors.append(f"{name} is invalid")
             return None
-        return str(value).strip()
+        text = str(value).strip()
+        if choices is not None and text not in choices:
+            self.errors.append(f"{name} does not have a valid value")
+            return None
+        return text
 
     def strings(self, name: str, required: bool = False, choices: Iterable[str] | None = None) -> list[str] | None:
         value = self._present(name, required)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
+from app.db.pool import advisory_lock
+
 log = logging.getLogger("errgate.migrations")
 
 # Arbitrary but fixed key for pg_advisory_lock: "errgate" in ASCII.
@@ -63,8 +65,7 @@ async def applied_version(conn: asyncpg.Connection) -> int:
 async def migrate(conn: asyncpg.Connection) -> list[Migration]:
     """Apply every pending migration; returns the ones applied by this call."""
     applied: list[Migration] = []
-    await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY)
-    try:
+    async with advisory_lock(conn, _LOCK_KEY):
         await conn.execute(
             """create table if not exists schema_migrations (
                    version integer primary key,
@@ -82,6 +83,4 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
                 )
             log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
             applied.append(migration)
-    finally:
-        await conn.execute("select pg_advisory_unlock($1)", _LOCK_KEY)
     return applied

@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 
+from app.db.pool import advisory_lock
+
 log = logging.getLogger("errgate.partitions")
 
 PARENT = "error_tracking_error_events"
@@ -45,11 +47,10 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
     """Create the partitions from yesterday to ``DAYS_AHEAD`` days ahead; drop those past retention."""
     today = today or datetime.now(timezone.utc).date()
     first_kept = today - timedelta(days=retention_days)
-    first_day = min(today - timedelta(days=1), first_kept)
+    first_day = today - timedelta(days=1)  # events land in today's partition; yesterday's is checked for duplicates
     created: list[str] = []
     dropped: list[str] = []
-    await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY)
-    try:
+    async with advisory_lock(conn, _LOCK_KEY):
         existing = await existing_partitions(conn)
         day = first_day
         while day <= today + timedelta(days=DAYS_AHEAD):
@@ -65,8 +66,6 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
             if day < first_kept:
                 await _drop(conn, name, first_kept)
                 dropped.append(name)
-    finally:
-        await conn.execute("select pg_advisory_unlock($1)", _LOCK_KEY)
     if created or dropped:
         log.info("partitions maintained", extra={"partitions_created": len(created), "partitions_dropped": len(dropped)})
     return {"created": created, "dropped": dropped}

@@ -4,7 +4,8 @@ the bounded wait that keeps requests from hanging on a database that stops answe
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, TypeVar
+import contextlib
+from typing import AsyncIterator, Awaitable, TypeVar
 
 import asyncpg
 
@@ -33,6 +34,18 @@ UNAVAILABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
+# Anything the database can answer with, reachable or not: for background work that just retries.
+DATABASE_ERRORS = (*UNAVAILABLE, asyncpg.PostgresError)
+
+
+@contextlib.asynccontextmanager
+async def advisory_lock(conn: asyncpg.Connection, key: int) -> AsyncIterator[None]:
+    """Hold a session-level advisory lock, so that one replica at a time does the work inside."""
+    await conn.execute("select pg_advisory_lock($1)", key)
+    try:
+        yield
+    finally:
+        await conn.execute("select pg_advisory_unlock($1)", key)
 
 
 async def within(awaitable: Awaitable[T], seconds: float) -> T:

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 import asyncpg
 
 from app.db import error_tracking
-from app.db.pool import UNAVAILABLE, within
+from app.db.pool import DATABASE_ERRORS, UNAVAILABLE, within
 from app.ingest.writer import unavailable
 
 log = logging.getLogger("errgate.keycache")
@@ -95,7 +95,7 @@ async def listen_for_changes(dsn: str, cache: KeyCache) -> AsyncIterator[None]:
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
                     except asyncio.TimeoutError:
                         pass
-            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("key change listener disconnected", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1.0)
             finally:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from app import keys
 from app.db import partitions
+from app.db.pool import DATABASE_ERRORS
 from app.ingest.keycache import KeyCache, listen_for_changes
 from app.ingest.writer import EventWriter
 
@@ -27,7 +28,7 @@ async def _maintain_partitions(pool: asyncpg.Pool, retention_days: int) -> None:
         try:
             async with pool.acquire() as conn:
                 await partitions.maintain(conn, retention_days)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("partition maintenance failed; retrying next hour", extra={"error": type(exc).__name__})
 
 

@@ -283,13 +283,11 @@ _DELETE_EMPTY_ERRORS = """
 
 
 async def _create_errors(
-    conn: asyncpg.Connection, batch: list[PendingEvent], missing: list[tuple[int, str]], error_ids: ErrorIds
+    conn: asyncpg.Connection, new: list[PendingEvent], error_ids: ErrorIds
 ) -> list[asyncpg.Record]:
-    """Create the batch's errors not known yet and learn their ids; returns the errors created."""
-    firsts: dict[tuple[int, str], PendingEvent] = {}
-    for event in batch:
-        firsts.setdefault((event.project_id, event.summary.fingerprint), event)
-    new = [firsts[key] for key in missing]
+    """Create the errors of ``new`` (one event per error not known yet) and learn their ids;
+    returns the errors created."""
+    missing = [(e.project_id, e.summary.fingerprint) for e in new]
     created = await conn.fetch(
         _CREATE_ERRORS,
         [e.project_id for e in new], [e.summary.fingerprint for e in new], [e.summary.name for e in new],
@@ -329,18 +327,20 @@ async def write_batch(
     error is ever left without events.
     """
     batch = list({(e.project_id, e.event_id): e for e in batch}.values())  # one row per id and statement
-    keys = list(dict.fromkeys((e.project_id, e.summary.fingerprint) for e in batch))
-    missing = error_ids.missing(keys)
+    firsts: dict[tuple[int, str], PendingEvent] = {}
+    for event in batch:
+        firsts.setdefault((event.project_id, event.summary.fingerprint), event)
+    missing = error_ids.missing(list(firsts))
     async with pool.acquire() as conn:
         if not missing:
             rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
         else:
             async with conn.transaction():
-                created = await _create_errors(conn, batch, missing, error_ids)
+                created = await _create_errors(conn, [firsts[key] for key in missing], error_ids)
                 rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
                 if created and len(rows) < len(batch):
                     await conn.execute(
                         _DELETE_EMPTY_ERRORS, [r["project_id"] for r in created], [r["id"] for r in created]
                     )
-                    error_ids.forget(keys)
+                    error_ids.forget(list(firsts))
     return {(r["project_id"], r["event_id"].hex) for r in rows}

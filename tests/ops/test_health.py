@@ -31,7 +31,7 @@ async def test_readiness_reports_the_schema_version(server: Server, http: aiohtt
 
 
 async def test_readiness_is_503_while_draining_and_liveness_is_not(server: Server, http: aiohttp.ClientSession) -> None:
-    server.app[health.DRAINING].set()
+    server.app[keys.DRAINING].set()
     assert await _get(http, server.url + health.READINESS_PATH) == (
         503, {"status": "unavailable", "reason": "draining"}
     )
