@@ -41,11 +41,12 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         metrics = request.app[keys.METRICS]
         metrics.requests.labels(route, request.method, str(status)).inc()
         metrics.latency.labels(route).observe(duration)
-        project = request.match_info.get("project_id") or request.match_info.get("id")
-        log.info(
-            "request",
-            extra={
-                "request_id": request_id, "method": request.method, "route": route, "status": status,
-                "duration_ms": round(duration * 1000, 2), "project_id": project,
-            },
-        )
+        if log.isEnabledFor(logging.INFO):  # skip building the record on the hot path when it is not written
+            project = request.match_info.get("project_id") or request.match_info.get("id")
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id, "method": request.method, "route": route, "status": status,
+                    "duration_ms": round(duration * 1000, 2), "project_id": project,
+                },
+            )
