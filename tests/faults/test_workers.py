@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections import Counter
 
 import aiohttp
@@ -39,16 +40,22 @@ def sockets_on(process: psutil.Process, port: int, status: str) -> int:
     )
 
 
-def workers_of(pid: int, port: int) -> list[psutil.Process]:
-    """The children of errgate's parent process that listen on ``port`` (not multiprocessing's helpers)."""
-    return [c for c in psutil.Process(pid).children() if sockets_on(c, port, psutil.CONN_LISTEN)]
+async def workers_of(pid: int, port: int, expected: int, timeout: float = 10.0) -> list[psutil.Process]:
+    """The children of errgate's parent process that listen on ``port`` (not multiprocessing's
+    helpers), once ``expected`` of them do: readiness answers as soon as the first worker is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listening = [c for c in psutil.Process(pid).children() if sockets_on(c, port, psutil.CONN_LISTEN)]
+        if len(listening) >= expected or time.monotonic() > deadline:
+            return listening
+        await asyncio.sleep(0.05)
 
 
 async def test_two_workers_share_the_port_and_group_concurrent_events_once(base_database_url, scratch_dir) -> None:
     async with fresh_database(base_database_url) as url:
         async with errgate_process(url, scratch_dir / "errgate.log", workers=WORKERS) as errgate:
             # Each worker has its own listening socket on the one port (SO_REUSEPORT).
-            children = workers_of(errgate.pid, errgate.port)
+            children = await workers_of(errgate.pid, errgate.port, WORKERS)
             assert len(children) == WORKERS, psutil.Process(errgate.pid).children()
             sessions = [new_session(2) for _ in range(SESSIONS)]
             try:
