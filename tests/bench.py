@@ -46,6 +46,8 @@ import brotli
 import orjson
 import psutil
 
+from app.ingest.payload import pack_event
+
 ROOT_TOKEN = "glpat-bench-root-token-000000000"
 PLATFORMS = ("python", "javascript", "node", "java", "ruby")
 DISTINCT_ERRORS = 1000
@@ -248,19 +250,19 @@ async def _preload(dsn: str, count: int) -> None:
             project_id,
         )
         ids = [r["id"] for r in await conn.fetch("select id from error_tracking_errors where project_id = $1", project_id)]
+        payload = pack_event({"message": "preloaded event", "platform": "python", "level": "error"})
         chunk = 500_000
         for start in range(0, count, chunk):
             n = min(chunk, count - start)
             await conn.execute(
                 """insert into error_tracking_error_events
                        (project_id, error_id, event_id, level, environment, release, occurred_at, received_at,
-                        received_on, payload)
+                        received_on, payload_text)
                    select $1, ($2::bigint[])[1 + (g % array_length($2::bigint[], 1))], gen_random_uuid(), 'error',
                           'production', 'bench@1.0', now() - (g % 400000) * interval '1 second', now(),
-                          (now() at time zone 'UTC')::date,
-                          jsonb_build_object('message', 'preloaded event ' || g, 'platform', 'python')
+                          (now() at time zone 'UTC')::date, $4
                    from generate_series(1, $3) g""",
-                project_id, ids, n,
+                project_id, ids, n, payload,
             )
         await conn.execute(
             """update error_tracking_errors e set events_count = c.n

@@ -21,7 +21,7 @@ from app.errors import HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
 from app.ingest.envelope import normalize_event_id, parse_envelope
-from app.ingest.payload import decode_store_body, dumps_for_jsonb, load_event
+from app.ingest.payload import decode_store_body, load_event, pack_event
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 
@@ -113,7 +113,7 @@ async def _store(request: web.Request, project_id: int, event: dict, event_id: s
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
     summary = summarize_event(event, received_at=received_at)
     event["event_id"] = event_id
-    pending = PendingEvent(project_id, event_id, summary, dumps_for_jsonb(event), received_at)
+    pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
     await request.app[keys.WRITER].write(pending)
     return event_id
 

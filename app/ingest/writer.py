@@ -42,7 +42,7 @@ class PendingEvent:
     project_id: int
     event_id: str
     summary: EventSummary
-    payload: str
+    payload: str  # pack_event(): jsonb-safe JSON text
     received_at: datetime
     future: asyncio.Future[bool] = field(default=None)  # type: ignore[assignment]
 
@@ -245,8 +245,8 @@ _INSERT_EVENTS = """
     ), inserted as (
         insert into error_tracking_error_events
             (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
-             payload)
-        select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, pl::jsonb
+             payload_text)
+        select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, pl
         from input x
         where not exists (
                 select 1 from error_tracking_error_events o

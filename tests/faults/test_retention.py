@@ -8,7 +8,7 @@ import asyncio
 from datetime import date, datetime, time, timedelta, timezone
 
 from app.db import partitions
-from app.ingest.payload import dumps_for_jsonb
+from app.ingest.payload import pack_event
 from app.ingest.summary import summarize_event
 from app.ingest.writer import EventWriter, PendingEvent
 from tests.faults.helpers import error_counts
@@ -25,7 +25,7 @@ def received(today: date, days: int) -> datetime:
 def pending(project_id: int, group: str, received_at: datetime) -> PendingEvent:
     event = message_event(f"retention of {group}", fingerprint=[f"retention-{group}"], timestamp=received_at.timestamp())
     summary = summarize_event(event, received_at=received_at)
-    return PendingEvent(project_id, event["event_id"], summary, dumps_for_jsonb(event), received_at)
+    return PendingEvent(project_id, event["event_id"], summary, pack_event(event), received_at)
 
 
 async def partition_days(pool) -> set[date]:

@@ -1,4 +1,4 @@
-"""Event payloads: tolerant loading, the legacy /store/ body, and jsonb-safe serialisation."""
+"""Event payloads: tolerant loading, the legacy /store/ body, jsonb-safe serialisation and the stored form."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.errors import HTTPProblem
-from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_for_jsonb, load_event
+from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_event, load_event, pack_event, unpack_event
 
 MIB = 1024 * 1024
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -183,7 +183,7 @@ def test_load_event_returns_a_dict_or_a_4xx(payload: bytes) -> None:
         assert problem.body["causes"]
     else:
         assert type(event) is dict
-        dumps_for_jsonb(event)
+        assert unpack_event(pack_event(event)) == orjson.loads(dumps_event(event))
 
 
 # --- decode_store_body -------------------------------------------------------------------------
@@ -257,39 +257,39 @@ def test_store_body_zlib_bomb_is_413() -> None:
     assert store(base64.b64encode(zlib.compress(EVENT)), max_bytes=len(EVENT)) == EVENT
 
 
-# --- dumps_for_jsonb ---------------------------------------------------------------------------
+# --- dumps_event -------------------------------------------------------------------------------
 
 
 def test_fast_path_is_orjson() -> None:
     event = {"a": [1, 2.5, None, True], "b": "é\U0001f600", "c": {"d": ""}}
-    assert dumps_for_jsonb(event) == orjson.dumps(event).decode()
+    assert dumps_event(event) == orjson.dumps(event)
 
 
 def test_nul_in_keys_and_values_becomes_replacement_character() -> None:
-    out = dumps_for_jsonb({"a\x00b": ["x\x00", {"\x00": "\x00\x00"}]})
-    assert "\\u0000" not in out
+    out = dumps_event({"a\x00b": ["x\x00", {"\x00": "\x00\x00"}]})
+    assert b"\\u0000" not in out
     assert json.loads(out) == {"a\ufffdb": ["x\ufffd", {"\ufffd": "\ufffd\ufffd"}]}
 
 
 def test_escaped_backslash_u0000_text_is_kept() -> None:
     event = {"path": "C:\\u0000\\x", "k\\u0000": "\\\\u0000"}
-    out = dumps_for_jsonb(event)
-    assert out == orjson.dumps(event).decode()
+    out = dumps_event(event)
+    assert out == orjson.dumps(event)
     assert json.loads(out) == event
 
 
 def test_text_and_nul_together() -> None:
-    out = dumps_for_jsonb({"a": "\\u0000", "b": "\x00"})
+    out = dumps_event({"a": "\\u0000", "b": "\x00"})
     assert json.loads(out) == {"a": "\\u0000", "b": "\ufffd"}
 
 
 def test_lone_surrogates_become_replacement_characters() -> None:
-    out = dumps_for_jsonb({"a\ud800": "\udfff x \ud83d\ude00", "b": "\U0001f600"})
+    out = dumps_event({"a\ud800": "\udfff x \ud83d\ude00", "b": "\U0001f600"})
     assert orjson.loads(out) == {"a\ufffd": "\ufffd x \ufffd\ufffd", "b": "\U0001f600"}
 
 
 def test_huge_integers_and_non_string_keys() -> None:
-    out = dumps_for_jsonb({"big": 2**70, "huge": 10**400, 1: "one", "ok": 2**64 - 1})
+    out = dumps_event({"big": 2**70, "huge": 10**400, 1: "one", "ok": 2**64 - 1})
     assert orjson.loads(out) == {"big": float(2**70), "huge": None, "1": "one", "ok": 2**64 - 1}
 
 
@@ -318,9 +318,9 @@ JSON_VALUES = st.recursive(
 
 @PROPERTY
 @given(st.dictionaries(TEXT, JSON_VALUES, max_size=4))
-def test_dumps_for_jsonb_output_is_clean_json(event: dict) -> None:
-    out = dumps_for_jsonb(event)
-    assert isinstance(out, str)
+def test_dumps_event_output_is_clean_json(event: dict) -> None:
+    out = dumps_event(event)
+    assert isinstance(out, bytes)
     loaded = json.loads(out)
     assert orjson.loads(out) == loaded  # orjson rejects lone surrogates
     assert not any("\x00" in text for text in all_text(loaded))
@@ -328,3 +328,10 @@ def test_dumps_for_jsonb_output_is_clean_json(event: dict) -> None:
         "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text) for text in all_text(event)
     ):
         assert loaded == event
+
+
+def test_stored_form_is_the_json_text_and_round_trips() -> None:
+    event = {"message": "hello", "extra": {"nul": "a\x00b"}, "n": [1, 2.5, None]}
+    text = pack_event(event)
+    assert text == dumps_event(event).decode()
+    assert unpack_event(text) == {"message": "hello", "extra": {"nul": "a\ufffdb"}, "n": [1, 2.5, None]}

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from app import keys
+from app.ingest.payload import unpack_event
 from tests.conftest import ROOT_TOKEN
 
 COLLECTOR = "/api/v4/error_tracking/collector"
@@ -217,7 +218,7 @@ async def event_row(pool: asyncpg.Pool, project_id: int, event_id: str) -> async
 
 
 def payload_of(row: asyncpg.Record) -> dict[str, Any]:
-    return orjson.loads(row["payload"])
+    return unpack_event(row["payload_text"])
 
 
 def items_received(server: Any, item_type: str) -> float:

@@ -574,6 +574,12 @@ async def test_nul_characters_are_stored_without_error(server, http, pool, track
     assert "\x00" not in str(stored)
     assert stored["extra"]["k\ufffd"] == "v\ufffd" and stored["message"] == "\ufffd"
     assert stored["extra"]["escaped"] == "\\u0000 is not a NUL"
+    # The stored text stays readable as jsonb from SQL (jsonb refuses \u0000 escapes).
+    in_sql = await pool.fetchval(
+        "select payload_text::jsonb -> 'extra' ->> 'k\ufffd' from error_tracking_error_events where event_id = $1::uuid",
+        event["event_id"],
+    )
+    assert in_sql == "v\ufffd"
     assert (row["environment"], row["release"]) == ("prod", "r1")
     error = await pool.fetchrow("select * from error_tracking_errors where project_id = $1", tracked.project_id)
     assert (error["name"], error["description"]) == ("NulError", "value with  inside")

@@ -23,6 +23,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.ingest.payload import unpack_event
 from tests.ingest_http.helpers import (
     collector_url,
     envelope,
@@ -47,7 +48,7 @@ SNAPSHOT = """
            (select count(*) from error_tracking_errors where project_id = $1) as errors,
            (select coalesce(sum(events_count), 0) from error_tracking_errors where project_id = $1) as counted,
            (select count(*) from error_tracking_errors where project_id = $1 and events_count = 0) as empty,
-           (select count(*) from error_tracking_error_events v where v.project_id = $1 and (v.payload is null
+           (select count(*) from error_tracking_error_events v where v.project_id = $1 and (v.payload_text is null
                or not exists (select 1 from error_tracking_errors e
                               where e.project_id = v.project_id and e.id = v.error_id))) as broken
 """
@@ -182,13 +183,13 @@ async def test_random_and_mutated_bodies_never_500_and_never_store_partial_event
         if after["events"] == before["events"] + 1:
             seen["stored"] = seen.get("stored", 0) + 1
             row = db(
-                """select v.payload, v.level, e.name from error_tracking_error_events v
+                """select v.payload_text, v.level, e.name from error_tracking_error_events v
                    join error_tracking_errors e on e.project_id = v.project_id and e.id = v.error_id
                    where v.project_id = $1 and v.event_id = $2::uuid""",
                 tracked.project_id, answer["id"],
             )
-            assert row is not None and row["payload"] is not None and row["name"], answer
-            assert orjson.loads(row["payload"])["event_id"] == answer["id"]
+            assert row is not None and row["payload_text"] is not None and row["name"], answer
+            assert unpack_event(row["payload_text"])["event_id"] == answer["id"]
 
     try:
         await asyncio.to_thread(check)
