@@ -8,6 +8,7 @@ the writer commits what it holds, and the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -24,6 +25,14 @@ from app.metrics import Metrics
 from app.observe import observe_middleware
 
 log = logging.getLogger("errgate.server")
+
+# Every event loads into thousands of short-lived objects, so with CPython's default thresholds
+# (700, 10, 10) the collector runs every few requests and keeps walking the service's long-lived
+# objects (modules, the application, pools, caches). Once started, those are frozen out of
+# collection and young collections run every GC_THRESHOLD allocations instead: measured on the
+# ingest path (parse + load only), 310 → 195 µs of CPU per event. Cyclic garbage still goes at
+# the next young collection, so memory stays bounded.
+GC_THRESHOLD = (50_000, 20, 100)
 
 # aiohttp's own limit applies only to request.read()/post(); the collector streams its body with its own limits.
 CLIENT_MAX_SIZE = 1024 * 1024
@@ -90,9 +99,17 @@ async def stop_sites(app: web.Application, runners: list[web.AppRunner]) -> None
         await each.cleanup()
 
 
+def tune_garbage_collector() -> None:
+    """Freeze what start-up allocated and make young collections rarer (see GC_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
     runners = await start_sites(app, settings)
+    tune_garbage_collector()
     log.info("errgate listening", extra={"host": settings.host, "port": settings.port})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
