@@ -1,5 +1,8 @@
 """Group commit of events: requests queue parsed events, a writer commits them in batches.
 
+A batch that starts while the writer is idle waits up to ``max_wait_ms`` to fill; while a batch
+commits, the next one fills behind it and is written as soon as the commit returns.
+
 Each batch is written with set-based statements: errors not seen before are inserted with
 one upsert, then the events are bulk inserted (duplicates of an ``event_id`` skipped by the
 primary key) and their errors' counters updated from the rows really inserted, in a single
@@ -128,9 +131,11 @@ class EventWriter:
                     return
                 self._wake.clear()
                 await self._wake.wait()
-                continue
-            if len(self._queue) < self.max_batch and not self._closing and self.max_wait:
-                await asyncio.sleep(self.max_wait)  # group commit: let the batch fill for a few ms
+                # Group commit: a batch that starts from idle waits a few ms for company. Events
+                # that queued while the previous batch committed have waited already: they go at
+                # once, so under load the database never idles between batches.
+                if len(self._queue) < self.max_batch and not self._closing and self.max_wait:
+                    await asyncio.sleep(self.max_wait)
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             if batch:
