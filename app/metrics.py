@@ -8,7 +8,7 @@ default), which is what the manifests do.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -24,6 +24,9 @@ REJECTION_REASONS = {
     400: "invalid", 401: "unauthorized", 403: "forbidden", 413: "too_large", 415: "unsupported_encoding",
     429: "overloaded", 503: "unavailable",
 }
+
+# Bounds the memo of labelled children (clients choose methods and item types).
+MAX_REMEMBERED_CHILDREN = 1024
 
 
 class Metrics:
@@ -53,8 +56,27 @@ class Metrics:
         self.pool_in_use = Gauge("errgate_db_pool_connections_in_use", "Database connections in use", registry=r)
         self.pool_size = Gauge("errgate_db_pool_connections", "Database connections open", registry=r)
 
+        # Labelled children, looked up once: labels() validates and locks on every call, and
+        # these are counted on every request.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._item_children: dict[str, Any] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            if len(self._request_children) < MAX_REMEMBERED_CHILDREN:
+                self._request_children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def item_received(self, item_type: str) -> None:
-        self.items.labels(item_type if item_type in KNOWN_ITEM_TYPES else "other").inc()
+        child = self._item_children.get(item_type)
+        if child is None:
+            child = self.items.labels(item_type if item_type in KNOWN_ITEM_TYPES else "other")
+            if len(self._item_children) < MAX_REMEMBERED_CHILDREN:
+                self._item_children[item_type] = child
+        child.inc()
 
     def rejected(self, status: int) -> None:
         self.events_rejected.labels(REJECTION_REASONS.get(status, str(status))).inc()

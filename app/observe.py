@@ -6,6 +6,7 @@ The log line carries the request id, method, route pattern, status, duration and
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -17,6 +18,10 @@ from app.errors import Handler
 
 log = logging.getLogger("errgate.access")
 
+# Request ids: a random prefix per process and a counter, unique without a system call each.
+_ID_PREFIX = secrets.token_hex(4)
+_ids = itertools.count(1)
+
 
 def _route(request: web.Request) -> str:
     info = request.match_info
@@ -26,7 +31,7 @@ def _route(request: web.Request) -> str:
 
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-Id", "")[:64] or f"{_ID_PREFIX}{next(_ids):08x}"
     request[keys.REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
@@ -39,8 +44,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         duration = time.perf_counter() - started
         route = _route(request)
         metrics = request.app[keys.METRICS]
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route).observe(duration)
+        metrics.request_done(route, request.method, status, duration)
         if log.isEnabledFor(logging.INFO):  # skip building the record on the hot path when it is not written
             project = request.match_info.get("project_id") or request.match_info.get("id")
             log.info(
