@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from typing import Any
 
@@ -10,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.ingest.grouping import fingerprint_for, normalise_filename, normalise_text
+from app.ingest.grouping import (
+    GROUPING_VERSION,
+    fingerprint_for,
+    grouping_components,
+    normalise_filename,
+    normalise_text,
+)
 
 # --- realistic payloads (shaped like sentry-python 2.x sends them) ----------------------------
 
@@ -104,6 +111,17 @@ def frames_of(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_fingerprint_is_a_32_char_hex_digest() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", fingerprint_for(python_event()))
+
+
+def test_fingerprint_encoding_is_pinned() -> None:
+    """Stored errors are keyed on this digest: changing its encoding would split every group."""
+    event = {"message": "disk full", "fingerprint": ["db", "écriture"]}
+    components = grouping_components(event)
+    encoded = GROUPING_VERSION.encode() + b"".join(
+        b"%d:%s" % (len(c.encode()), c.encode()) for c in components
+    )
+    assert fingerprint_for(event) == hashlib.sha256(encoded).hexdigest()[:32]
+    assert components == ["fp:db", "fp:écriture"]
 
 
 def test_fingerprint_is_stable_for_identical_payloads() -> None:
