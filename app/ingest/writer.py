@@ -29,15 +29,13 @@ import asyncpg
 
 from app.db.pool import UNAVAILABLE, within
 from app.errors import HTTPProblem
+from app.ingest.problems import overloaded, unavailable
 from app.ingest.summary import EventSummary
 
 log = logging.getLogger("errgate.writer")
 
-RETRY_AFTER_OVERLOADED = 1
-RETRY_AFTER_UNAVAILABLE = 5
 FAIL_FAST_SECONDS = 1.0
 WRITE_RETRIES = 3
-
 
 
 @dataclass(slots=True)
@@ -51,20 +49,6 @@ class PendingEvent:
 
 
 BatchObserver = Callable[[int, int, float], None]
-
-
-def overloaded() -> HTTPProblem:
-    return HTTPProblem.sentry(
-        429, "too many events waiting to be stored", ["the writer is behind; retry later"],
-        {"Retry-After": str(RETRY_AFTER_OVERLOADED)},
-    )
-
-
-def unavailable() -> HTTPProblem:
-    return HTTPProblem.sentry(
-        503, "event storage is unavailable", ["the database cannot be reached"],
-        {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
-    )
 
 
 class EventWriter:
