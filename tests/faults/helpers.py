@@ -108,6 +108,22 @@ def counter_mismatches(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in errors if e["events_count"] != e["stored"]]
 
 
+async def assert_stored_once(
+    database_url: str, project_id: int, acknowledged: list[str]
+) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """The fault tests' no-loss check: every acknowledged event id is stored, no event is stored
+    twice, and every error's counter equals its stored events. Returns what was stored."""
+    async with connect(database_url) as db:
+        stored = await stored_event_ids(db, project_id)
+        errors = await error_counts(db, project_id)
+    lost = [event_id for event_id in acknowledged if stored[event_id] == 0]
+    assert not lost, f"{len(lost)} acknowledged events are not stored, e.g. {lost[:5]}"
+    twice = {event_id: n for event_id, n in stored.items() if n != 1}
+    assert not twice, f"events stored more than once: {twice}"
+    assert counter_mismatches(errors) == [], errors
+    return stored, errors
+
+
 # --- errgate over HTTP ----------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import signal
 
 from tests.faults.helpers import (
     Load,
+    assert_stored_once,
     connect,
     counter_mismatches,
     envelope_url,
@@ -52,17 +53,9 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(base_database_url,
         for outcome in acknowledged:
             assert outcome.body == {"id": outcome.event_id}, outcome
 
-        async with connect(url) as db:
-            stored = await stored_event_ids(db, project.project_id)
-            lost = [o.event_id for o in acknowledged if stored[o.event_id] == 0]
-            assert not lost, f"{len(lost)} acknowledged events are not stored, e.g. {lost[:5]}"
-            twice = {event_id: n for event_id, n in stored.items() if n != 1}
-            assert not twice, f"events stored more than once: {twice}"
-            sent = {o.event_id for o in load.outcomes}
-            assert set(stored) <= sent
-            errors = await error_counts(db, project.project_id)
-            assert counter_mismatches(errors) == [], errors
-            assert sum(e["stored"] for e in errors) == len(stored)
+        stored, errors = await assert_stored_once(url, project.project_id, [o.event_id for o in acknowledged])
+        assert set(stored) <= {o.event_id for o in load.outcomes}
+        assert sum(e["stored"] for e in errors) == len(stored)
 
         # The same database, the same port: errgate comes back by itself.
         async with errgate_process(url, scratch_dir / "errgate-restarted.log", port=port) as restarted:
