@@ -13,13 +13,23 @@ PostgreSQL and of the load generator (``client_cpu_s``). ``--mode bare`` runs th
 against a bare aiohttp handler that only reads the body and answers ``{"id": ...}``: the
 framework's ceiling on this machine. ``--rate`` sends at a fixed rate instead of as fast as
 possible (for latency at a given load). ``--preload N`` first inserts N synthetic events so the
-run measures ingestion into a large table.
+run measures ingestion into a large table; ``--preload-days D`` spreads those events over the
+last D days' partitions, as a table that reached that size over time holds them.
+
+The goals are for errgate and PostgreSQL on two cores. ``--server-cpus`` and ``--client-cpus``
+pin errgate with PostgreSQL, and the load generator, to separate cores (on a machine with more
+than two) so that the load generator does not take the server's CPU. Every run also prints the
+CPU cost per event of each side and ``projected_events_per_s``: stored events per CPU-second of
+errgate and PostgreSQL, times the cores they may use. That is the rate at which those cores
+would be saturated with the load generator elsewhere: a projection from measured CPU time, not
+a measured rate.
 
 Examples::
 
     python -m tests.bench --duration 30 --connections 64 --workers 2
     python -m tests.bench --mode bare --duration 30 --connections 64
     python -m tests.bench --duration 30 --rate 2500
+    python -m tests.bench --duration 30 --connections 256 --server-cpus 0-1 --client-cpus 2-3
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +58,7 @@ import brotli
 import orjson
 import psutil
 
+from app.db import partitions
 from app.ingest.payload import pack_event
 
 ROOT_TOKEN = "glpat-bench-root-token-000000000"
@@ -229,6 +241,54 @@ def _cpu_seconds(pids: list[int], name: str | None = None) -> float:
     return total
 
 
+def parse_cpus(text: str | None) -> list[int] | None:
+    """``"0-1,3"`` → ``[0, 1, 3]``; None or ``""`` → None (no pinning). Cores this process may
+    not use are refused, so that a pinned run never silently runs elsewhere."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    unavailable = cpus - os.sched_getaffinity(0)
+    if unavailable:
+        raise SystemExit(f"cores {sorted(unavailable)} are not available here (available: {sorted(os.sched_getaffinity(0))})")
+    return sorted(cpus)
+
+
+def _pin(procs: list[psutil.Process], cpus: list[int] | None) -> None:
+    for proc in procs:
+        try:
+            proc.cpu_affinity(cpus or [])  # [] means every core
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    proc = psutil.Process(pid)
+    return [proc, *proc.children(recursive=True)]
+
+
+def _postgres_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+
+
+def cpu_figures(result: dict[str, Any], stored: int | None, server_cores: int) -> dict[str, float | None]:
+    """CPU per event of each side, and the rate at which errgate and PostgreSQL would saturate
+    ``server_cores`` cores with the load generator elsewhere (a projection from CPU time)."""
+    events = stored if stored is not None else result["accepted"]
+    if not events:
+        return {"errgate_cpu_us_per_event": None, "postgres_cpu_us_per_event": None,
+                "client_cpu_us_per_request": None, "projected_events_per_s": None}
+    server = result["server_cpu_s"] + result["postgres_cpu_s"]
+    return {
+        "errgate_cpu_us_per_event": round(result["server_cpu_s"] / events * 1e6),
+        "postgres_cpu_us_per_event": round(result["postgres_cpu_s"] / events * 1e6),
+        "client_cpu_us_per_request": round(result["client_cpu_s"] / max(result["requests"], 1) * 1e6),
+        "projected_events_per_s": round(events / server * server_cores) if server else None,
+    }
+
+
 def _server_rss(pid: int) -> int:
     try:
         proc = psutil.Process(pid)
@@ -237,11 +297,17 @@ def _server_rss(pid: int) -> int:
         return 0
 
 
-async def _preload(dsn: str, count: int) -> None:
-    """Insert ``count`` small synthetic events into today's partition (the partition the run then
-    writes to, so its indexes are as large as they get) over 5,000 errors, for the large-table run."""
+async def _preload(dsn: str, count: int, days: int = 1) -> None:
+    """Insert ``count`` small synthetic events over 5,000 errors, for the large-table run.
+
+    With ``days`` 1 they all go to today's partition, the one the run then writes to, so its
+    indexes are as large as they can get (the worst case). With more, they are spread evenly over
+    the partitions of the last ``days`` days, as in a table that grew to that size over time.
+    """
     conn = await asyncpg.connect(dsn)
     try:
+        today = datetime.now(timezone.utc).date()
+        await partitions.ensure(conn, today - timedelta(days=days - 1), today)
         project_id = await conn.fetchval("select id from projects order by id limit 1")
         await conn.execute(
             """insert into error_tracking_errors (project_id, fingerprint, name, description, actor, platform,
@@ -259,11 +325,12 @@ async def _preload(dsn: str, count: int) -> None:
                 """insert into error_tracking_error_events
                        (project_id, error_id, event_id, level, environment, release, occurred_at, received_at,
                         received_on, payload_text)
-                   select $1, ($2::bigint[])[1 + (g % array_length($2::bigint[], 1))], gen_random_uuid(), 'error',
-                          'production', 'bench@1.0', now() - (g % 400000) * interval '1 second', now(),
-                          (now() at time zone 'UTC')::date, $4
-                   from generate_series(1, $3) g""",
-                project_id, ids, n, payload,
+                   select $1, ($2::bigint[])[(1 + g % array_length($2::bigint[], 1))::int], gen_random_uuid(), 'error',
+                          'production', 'bench@1.0', r - (g % 400000) * interval '1 second', r,
+                          (r at time zone 'UTC')::date, $4
+                   from generate_series($5::bigint, $5::bigint + $3 - 1) g,
+                        lateral (select now() - (g % $6) * interval '1 day' as r) d""",
+                project_id, ids, n, payload, start, days,
             )
         await conn.execute(
             """update error_tracking_errors e set events_count = c.n
@@ -311,9 +378,11 @@ async def explain_queries(dsn: str) -> dict[str, str]:
 
 
 def _load_process(host: str, port: int, requests: list[bytes], connections: int, duration: float, rate: float,
-                  out: Any) -> None:
+                  cpus: list[int] | None, out: Any) -> None:
     import uvloop  # the load generator shares the cores with the server: keep its CPU low
 
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     cpu_before = time.process_time()
     result = uvloop.run(_load(host, port, requests, connections, duration, rate))
     result["client_cpu_s"] = round(time.process_time() - cpu_before, 1)
@@ -449,6 +518,7 @@ def envelope_path(dsn: str) -> str:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     admin_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -471,16 +541,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await _wait_ready(base + ready_path)
             dsn = await _setup_project(base)
             if args.preload:
-                await _preload(db_url, args.preload)
+                await _preload(db_url, args.preload, args.preload_days)
         else:
             await asyncio.sleep(1.5)
             dsn = f"http://bench@127.0.0.1:{port}/1"
         total = int((args.rate or 9000) * args.duration * 1.1) if not args.events else args.events
         requests = prepare_requests(envelope_path(dsn), f"127.0.0.1:{port}", build_corpus(total, dsn))
         rss_before = _server_rss(server.pid)
+        if server_cpus:  # errgate's workers and every PostgreSQL process (backends started later inherit it)
+            _pin(_tree(server.pid) + _postgres_processes(), server_cpus)
         parent, child = multiprocessing.Pipe()
         loader = multiprocessing.get_context("spawn").Process(
-            target=_load_process, args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, child)
+            target=_load_process, args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, client_cpus, child)
         )
         cpu_before = (_cpu_seconds([server.pid]), _cpu_seconds([], "postgres"))
         loader.start()
@@ -501,15 +573,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = result["elapsed_s"]
         result.update(
             mode=args.mode, workers=args.workers, connections=args.connections, rate_target=args.rate,
-            preloaded_events=args.preload,
+            preloaded_events=args.preload, preload_days=args.preload_days if args.preload else None,
             accepted_events_per_s=round(result["accepted"] / elapsed, 1),
             stored_events=stored,
             stored_events_per_s=round(stored / elapsed, 1) if stored is not None else None,
             server_rss_mb_before=round(rss_before / 2**20, 1), server_rss_mb_after=round(rss_after / 2**20, 1),
-            cpus=os.cpu_count(),
+            cpus=os.cpu_count(), server_cpus=server_cpus, client_cpus=client_cpus,
         )
+        result.update(cpu_figures(result, stored, len(server_cpus or os.sched_getaffinity(0))))
         return result
     finally:
+        if server_cpus:
+            _pin(_postgres_processes(), None)
         os.killpg(server.pid, signal.SIGTERM)  # the server and every worker it started
         try:
             server.wait(30)
@@ -529,6 +604,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s to send (0 = as fast as possible)")
     parser.add_argument("--events", type=int, default=0, help="corpus size (default: enough for the duration)")
     parser.add_argument("--preload", type=int, default=0, help="synthetic events inserted before the run")
+    parser.add_argument("--preload-days", type=int, default=1, choices=range(1, 91), metavar="1..90",
+                        help="spread the preloaded events over this many days' partitions (1: all in today's)")
+    parser.add_argument("--server-cpus", help="pin errgate and PostgreSQL to these cores, e.g. 0-1")
+    parser.add_argument("--client-cpus", help="pin the load generator to these cores, e.g. 2-3")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)

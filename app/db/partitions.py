@@ -48,20 +48,10 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
     today = today or datetime.now(timezone.utc).date()
     first_kept = today - timedelta(days=retention_days)
     first_day = today - timedelta(days=1)  # events land in today's partition; yesterday's is checked for duplicates
-    created: list[str] = []
     dropped: list[str] = []
     async with advisory_lock(conn, _LOCK_KEY):
         existing = await existing_partitions(conn)
-        day = first_day
-        while day <= today + timedelta(days=DAYS_AHEAD):
-            if day not in existing:
-                name = partition_name(day)
-                await conn.execute(
-                    f"create table if not exists {name} partition of {PARENT} "
-                    f"for values from ('{day.isoformat()}') to ('{(day + timedelta(days=1)).isoformat()}')"
-                )
-                created.append(name)
-            day += timedelta(days=1)
+        created = await _create(conn, existing, first_day, today + timedelta(days=DAYS_AHEAD))
         for day, name in sorted(existing.items()):
             if day < first_kept:
                 await _drop(conn, name, first_kept)
@@ -69,6 +59,28 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
     if created or dropped:
         log.info("partitions maintained", extra={"partitions_created": len(created), "partitions_dropped": len(dropped)})
     return {"created": created, "dropped": dropped}
+
+
+async def ensure(conn: asyncpg.Connection, first_day: date, last_day: date) -> list[str]:
+    """Create the missing partitions from ``first_day`` to ``last_day`` (inclusive); returns their names.
+    The service only needs :func:`maintain`; loading old data (or the benchmark) may need past days."""
+    async with advisory_lock(conn, _LOCK_KEY):
+        return await _create(conn, await existing_partitions(conn), first_day, last_day)
+
+
+async def _create(conn: asyncpg.Connection, existing: dict[date, str], first_day: date, last_day: date) -> list[str]:
+    created = []
+    day = first_day
+    while day <= last_day:
+        if day not in existing:
+            name = partition_name(day)
+            await conn.execute(
+                f"create table if not exists {name} partition of {PARENT} "
+                f"for values from ('{day.isoformat()}') to ('{(day + timedelta(days=1)).isoformat()}')"
+            )
+            created.append(name)
+        day += timedelta(days=1)
+    return created
 
 
 async def _drop(conn: asyncpg.Connection, name: str, cutoff_day: date) -> None:

@@ -106,3 +106,20 @@ async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool,
                 if day > today + timedelta(days=partitions.DAYS_AHEAD):
                     await conn.execute(f"drop table {name}")
             await partitions.maintain(conn, 7, today=today)
+
+
+async def test_partitions_for_past_days_can_be_created_ahead_of_loading(pool) -> None:
+    today = datetime.now(timezone.utc).date()
+    first, last = today - timedelta(days=5), today - timedelta(days=3)
+    async with pool.acquire() as conn:
+        before = set(await partitions.existing_partitions(conn))
+        try:
+            created = await partitions.ensure(conn, first, last)
+            wanted = {first + timedelta(days=n) for n in range(3)}
+            assert set(created) == {partitions.partition_name(day) for day in wanted - before}
+            assert wanted <= set(await partitions.existing_partitions(conn))
+            assert await partitions.ensure(conn, first, last) == []  # idempotent
+        finally:
+            for day, name in (await partitions.existing_partitions(conn)).items():
+                if day not in before:
+                    await conn.execute(f"drop table {name}")

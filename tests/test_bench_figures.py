@@ -1,0 +1,37 @@
+"""The benchmark's own arithmetic and options (the benchmark itself is run by hand, not here)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.bench import cpu_figures, parse_args, parse_cpus
+
+
+def test_cpu_lists_are_parsed_and_cores_not_available_refused() -> None:
+    available = sorted(os.sched_getaffinity(0))
+    assert parse_cpus(None) is None and parse_cpus("") is None
+    assert parse_cpus(f"{available[0]}") == [available[0]]
+    assert parse_cpus(f"{available[0]}-{available[-1]}") == available
+    with pytest.raises(SystemExit, match="not available"):
+        parse_cpus(f"{max(available) + 1}")
+
+
+def test_cpu_cost_per_event_and_the_projection_from_it() -> None:
+    result = {"server_cpu_s": 30.0, "postgres_cpu_s": 10.0, "client_cpu_s": 4.0, "requests": 100_000, "accepted": 100_000}
+    figures = cpu_figures(result, stored=100_000, server_cores=2)
+    assert figures == {
+        "errgate_cpu_us_per_event": 300,
+        "postgres_cpu_us_per_event": 100,
+        "client_cpu_us_per_request": 40,
+        # 100,000 events took 40 CPU-seconds of errgate and PostgreSQL: two cores do 5,000 a second.
+        "projected_events_per_s": 5000,
+    }
+    assert cpu_figures(dict(result, accepted=0), stored=0, server_cores=2)["projected_events_per_s"] is None
+
+
+def test_preload_days_must_stay_within_the_default_retention() -> None:
+    assert parse_args(["--preload", "10", "--preload-days", "30"]).preload_days == 30
+    with pytest.raises(SystemExit):
+        parse_args(["--preload-days", "91"])
