@@ -220,17 +220,8 @@ async def _setup_project(base: str) -> str:
             return (await r.json())[0]["sentry_dsn"]
 
 
-def _cpu_seconds(pids: list[int], name: str | None = None) -> float:
-    """CPU time used so far by ``pids`` and their children (or by every process called ``name``)."""
-    procs: list[psutil.Process] = []
-    if name:
-        procs = [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            procs += [proc, *proc.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pass
+def _cpu_seconds(procs: list[psutil.Process]) -> float:
+    """CPU time used so far by ``procs`` (those still running)."""
     total = 0.0
     for proc in procs:
         try:
@@ -291,8 +282,7 @@ def cpu_figures(result: dict[str, Any], stored: int | None, server_cores: int) -
 
 def _server_rss(pid: int) -> int:
     try:
-        proc = psutil.Process(pid)
-        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+        return sum(p.memory_info().rss for p in _tree(pid))
     except psutil.NoSuchProcess:
         return 0
 
@@ -554,10 +544,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         loader = multiprocessing.get_context("spawn").Process(
             target=_load_process, args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, client_cpus, child)
         )
-        cpu_before = (_cpu_seconds([server.pid]), _cpu_seconds([], "postgres"))
+        cpu_before = (_cpu_seconds(_tree(server.pid)), _cpu_seconds(_postgres_processes()))
         loader.start()
         result = parent.recv()
-        cpu_after = (_cpu_seconds([server.pid]), _cpu_seconds([], "postgres"))
+        cpu_after = (_cpu_seconds(_tree(server.pid)), _cpu_seconds(_postgres_processes()))
         loader.join()
         rss_after = _server_rss(server.pid)
         result["server_cpu_s"] = round(cpu_after[0] - cpu_before[0], 1)
