@@ -47,8 +47,8 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -241,9 +241,9 @@ def parse_cpus(text: str | None) -> list[int] | None:
     for part in text.split(","):
         first, _, last = part.strip().partition("-")
         cpus.update(range(int(first), int(last or first) + 1))
-    unavailable = cpus - os.sched_getaffinity(0)
-    if unavailable:
-        raise SystemExit(f"cores {sorted(unavailable)} are not available here (available: {sorted(os.sched_getaffinity(0))})")
+    available = os.sched_getaffinity(0)
+    if not cpus <= available:
+        raise SystemExit(f"cores {sorted(cpus - available)} are not available here (available: {sorted(available)})")
     return sorted(cpus)
 
 
