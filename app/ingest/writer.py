@@ -221,8 +221,9 @@ _ERROR_IDS = """
     join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f"""
 
 # One statement, so one round trip and its own transaction: insert the events and update
-# their errors. A retry of a stored event is skipped by the primary key (same day) or by the
-# look at the previous day's partition (a retry across midnight). With a cap of stored events
+# their errors. A retry of a stored event is skipped by the primary key when it arrives in the
+# same receive hour (UTC), or by the look at the previous hour's key range: so within one to two
+# hours (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events
 # per error ($10), events of an error at the cap are not stored (the cap may be passed by at
 # most one batch) but still move its last_seen_at. Counters count stored events only, so
 # that retention, which drops stored events, keeps them right.
@@ -234,12 +235,14 @@ _INSERT_EVENTS = """
     ), inserted as (
         insert into error_tracking_error_events
             (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
-             payload_text)
-        select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, pl
+             received_hour, payload_text)
+        select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, extract(hour from r at time zone 'UTC')::smallint, pl
         from input x
         where not exists (
                 select 1 from error_tracking_error_events o
-                where o.project_id = x.p and o.event_id = x.ev and o.received_on = (x.r at time zone 'UTC')::date - 1)
+                where o.project_id = x.p and o.event_id = x.ev
+                  and o.received_on = ((x.r - interval '1 hour') at time zone 'UTC')::date
+                  and o.received_hour = extract(hour from (x.r - interval '1 hour') at time zone 'UTC')::smallint)
           and ($10::bigint is null or $10::bigint > (
                 select e.events_count from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
         order by p, ev

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +29,9 @@ import asyncpg
 import orjson
 import psutil
 
+from app.ingest.payload import pack_event
+from app.ingest.summary import summarize_event
+from app.ingest.writer import PendingEvent
 from app.server import create_app
 from tests import conftest
 from tests.conftest import ROOT_TOKEN, Api
@@ -39,6 +43,7 @@ from tests.ingest_http.helpers import (
     event_envelope,
     exception_event,
     live_dsn,
+    message_event,
     sentry_auth,
 )
 
@@ -424,3 +429,12 @@ async def embedded_postgres_cluster(data_dir: Path) -> AsyncIterator[EmbeddedPos
         yield cluster
     finally:
         await asyncio.to_thread(cluster.destroy)
+
+
+def pending_event(project_id: int, group: str, received_at: datetime, event_id: str | None = None) -> PendingEvent:
+    """An event of error ``group`` as the collector hands it to the writer, received at ``received_at``."""
+    event = message_event(f"event of {group}", fingerprint=[f"group-{group}"], timestamp=received_at.timestamp())
+    if event_id:
+        event["event_id"] = event_id
+    summary = summarize_event(event, received_at=received_at)
+    return PendingEvent(project_id, event["event_id"], summary, pack_event(event), received_at)

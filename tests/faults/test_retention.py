@@ -8,11 +8,8 @@ import asyncio
 from datetime import date, datetime, time, timedelta, timezone
 
 from app.db import partitions
-from app.ingest.payload import pack_event
-from app.ingest.summary import summarize_event
 from app.ingest.writer import EventWriter, PendingEvent
-from tests.faults.helpers import error_counts
-from tests.ingest_http.helpers import message_event
+from tests.faults.helpers import error_counts, pending_event
 
 RETENTION_DAYS = 2
 LATER = 4  # maintenance runs "today + 4 days": the partitions up to today + 1 fall out of retention
@@ -20,12 +17,6 @@ LATER = 4  # maintenance runs "today + 4 days": the partitions up to today + 1 f
 
 def received(today: date, days: int) -> datetime:
     return datetime.combine(today + timedelta(days=days), time(12), timezone.utc)
-
-
-def pending(project_id: int, group: str, received_at: datetime) -> PendingEvent:
-    event = message_event(f"retention of {group}", fingerprint=[f"retention-{group}"], timestamp=received_at.timestamp())
-    summary = summarize_event(event, received_at=received_at)
-    return PendingEvent(project_id, event["event_id"], summary, pack_event(event), received_at)
 
 
 async def partition_days(pool) -> set[date]:
@@ -51,11 +42,11 @@ async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool,
     writer.start()
     try:
         # A: 3 events that expire, 2 that stay. B: every event expires. C: 1 expires, 1 stays (first kept day).
-        a_old = [pending(project_id, "a", received(today, 0)) for _ in range(3)]
-        a_new = [pending(project_id, "a", received(today, 3)) for _ in range(2)]
-        b_old = [pending(project_id, "b", received(today, -1))] + [pending(project_id, "b", received(today, 0)) for _ in range(3)]
-        c_old = [pending(project_id, "c", received(today, 1))]
-        c_new = [pending(project_id, "c", received(today, 2))]
+        a_old = [pending_event(project_id, "a", received(today, 0)) for _ in range(3)]
+        a_new = [pending_event(project_id, "a", received(today, 3)) for _ in range(2)]
+        b_old = [pending_event(project_id, "b", received(today, -1))] + [pending_event(project_id, "b", received(today, 0)) for _ in range(3)]
+        c_old = [pending_event(project_id, "c", received(today, 1))]
+        c_new = [pending_event(project_id, "c", received(today, 2))]
         everything = a_old + a_new + b_old + c_old + c_new
         assert await asyncio.gather(*(writer.write(e) for e in everything)) == [True] * len(everything)
         a, b, c = [await error_of(pool, project_id, group[0]) for group in (a_old, b_old, c_old)]
@@ -90,8 +81,8 @@ async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool,
         assert {e["id"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)} == after
 
         # The writer still knows B's deleted id: a new event of B recreates it, A's counter goes on.
-        b_again = pending(project_id, "b", received(later, 0))
-        a_again = pending(project_id, "a", received(later, 0))
+        b_again = pending_event(project_id, "b", received(later, 0))
+        a_again = pending_event(project_id, "a", received(later, 0))
         assert await asyncio.gather(writer.write(b_again), writer.write(a_again)) == [True, True]
         b2 = await error_of(pool, project_id, b_again)
         assert b2 != b
