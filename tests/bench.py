@@ -13,8 +13,10 @@ PostgreSQL and of the load generator (``client_cpu_s``). ``--mode bare`` runs th
 against a bare aiohttp handler that only reads the body and answers ``{"id": ...}``: the
 framework's ceiling on this machine. ``--rate`` sends at a fixed rate instead of as fast as
 possible (for latency at a given load). ``--preload N`` first inserts N synthetic events so the
-run measures ingestion into a large table; ``--preload-days D`` spreads those events over the
-last D days' partitions, as a table that reached that size over time holds them.
+run measures ingestion into a large table; ``--preload-hours H`` (default 24) spreads their
+receive times over the last H hours, as a table that reached that size over that time holds
+them. WAL bytes and full-page images per stored event (from ``pg_stat_wal``, server-wide) show
+the I/O each event costs.
 
 The goals are for errgate and PostgreSQL on two cores. ``--server-cpus`` and ``--client-cpus``
 pin errgate with PostgreSQL, and the load generator, to separate cores (on a machine with more
@@ -280,6 +282,27 @@ def cpu_figures(result: dict[str, Any], stored: int | None, server_cores: int) -
     }
 
 
+async def _wal_totals(dsn: str) -> tuple[int, int]:
+    """WAL bytes and full-page images written so far by the whole PostgreSQL server."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow("select wal_bytes::bigint, wal_fpi from pg_stat_wal")
+        return row["wal_bytes"], row["wal_fpi"]
+    finally:
+        await conn.close()
+
+
+def wal_figures(before: tuple[int, int], after: tuple[int, int], stored: int) -> dict[str, float | None]:
+    """WAL written per stored event, and the share of it that is full-page images (8 KB copies
+    of pages changed for the first time since a checkpoint): the I/O a large index costs."""
+    if not stored:
+        return {"wal_bytes_per_event": None, "wal_fpi_per_event": None}
+    return {
+        "wal_bytes_per_event": round((after[0] - before[0]) / stored),
+        "wal_fpi_per_event": round((after[1] - before[1]) / stored, 3),
+    }
+
+
 def _server_rss(pid: int) -> int:
     try:
         return sum(p.memory_info().rss for p in _tree(pid))
@@ -287,17 +310,18 @@ def _server_rss(pid: int) -> int:
         return 0
 
 
-async def _preload(dsn: str, count: int, days: int = 1) -> None:
+async def _preload(dsn: str, count: int, hours: int = 24) -> None:
     """Insert ``count`` small synthetic events over 5,000 errors, for the large-table run.
 
-    With ``days`` 1 they all go to today's partition, the one the run then writes to, so its
-    indexes are as large as they can get (the worst case). With more, they are spread evenly over
-    the partitions of the last ``days`` days, as in a table that grew to that size over time.
+    Their receive times are spread evenly over the last ``hours`` hours, as in a table that grew
+    to that size over that time: 24 puts a whole busy day (10 million: 116 events/s around the
+    clock) into the partitions the run then writes to; 1 puts every event into the hour the run
+    writes to, the worst case for the index it inserts into.
     """
     conn = await asyncpg.connect(dsn)
     try:
-        today = datetime.now(timezone.utc).date()
-        await partitions.ensure(conn, today - timedelta(days=days - 1), today)
+        now = datetime.now(timezone.utc)
+        await partitions.ensure(conn, (now - timedelta(hours=hours)).date(), now.date())
         project_id = await conn.fetchval("select id from projects order by id limit 1")
         await conn.execute(
             """insert into error_tracking_errors (project_id, fingerprint, name, description, actor, platform,
@@ -314,13 +338,13 @@ async def _preload(dsn: str, count: int, days: int = 1) -> None:
             await conn.execute(
                 """insert into error_tracking_error_events
                        (project_id, error_id, event_id, level, environment, release, occurred_at, received_at,
-                        received_on, payload_text)
+                        received_on, received_hour, payload_text)
                    select $1, ($2::bigint[])[(1 + g % array_length($2::bigint[], 1))::int], gen_random_uuid(), 'error',
                           'production', 'bench@1.0', r - (g % 400000) * interval '1 second', r,
-                          (r at time zone 'UTC')::date, $4
+                          (r at time zone 'UTC')::date, extract(hour from r at time zone 'UTC')::smallint, $4
                    from generate_series($5::bigint, $5::bigint + $3 - 1) g,
-                        lateral (select now() - (g % $6) * interval '1 day' as r) d""",
-                project_id, ids, n, payload, start, days,
+                        lateral (select $6::timestamptz - (g % ($7::int * 3600)) * interval '1 second' as r) d""",
+                project_id, ids, n, payload, start, now, hours,
             )
         await conn.execute(
             """update error_tracking_errors e set events_count = c.n
@@ -531,7 +555,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await _wait_ready(base + ready_path)
             dsn = await _setup_project(base)
             if args.preload:
-                await _preload(db_url, args.preload, args.preload_days)
+                await _preload(db_url, args.preload, args.preload_hours)
         else:
             await asyncio.sleep(1.5)
             dsn = f"http://bench@127.0.0.1:{port}/1"
@@ -544,10 +568,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         loader = multiprocessing.get_context("spawn").Process(
             target=_load_process, args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, client_cpus, child)
         )
+        wal_before = await _wal_totals(db_url) if args.mode == "errgate" else None
         cpu_before = (_cpu_seconds(_tree(server.pid)), _cpu_seconds(_postgres_processes()))
         loader.start()
         result = parent.recv()
         cpu_after = (_cpu_seconds(_tree(server.pid)), _cpu_seconds(_postgres_processes()))
+        wal_after = await _wal_totals(db_url) if wal_before else None
         loader.join()
         rss_after = _server_rss(server.pid)
         result["server_cpu_s"] = round(cpu_after[0] - cpu_before[0], 1)
@@ -563,7 +589,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = result["elapsed_s"]
         result.update(
             mode=args.mode, workers=args.workers, connections=args.connections, rate_target=args.rate,
-            preloaded_events=args.preload, preload_days=args.preload_days if args.preload else None,
+            preloaded_events=args.preload, preload_hours=args.preload_hours if args.preload else None,
             accepted_events_per_s=round(result["accepted"] / elapsed, 1),
             stored_events=stored,
             stored_events_per_s=round(stored / elapsed, 1) if stored is not None else None,
@@ -571,6 +597,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             cpus=os.cpu_count(), server_cpus=server_cpus, client_cpus=client_cpus,
         )
         result.update(cpu_figures(result, stored, len(server_cpus or os.sched_getaffinity(0))))
+        if wal_before and wal_after and stored is not None:
+            result.update(wal_figures(wal_before, wal_after, stored))
         return result
     finally:
         if server_cpus:
@@ -585,6 +613,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await admin.close()
 
 
+def _preload_hours(text: str) -> int:
+    """Hours within the default retention (90 days), so that no preloaded partition is dropped."""
+    hours = int(text)
+    if not 1 <= hours <= 90 * 24:
+        raise argparse.ArgumentTypeError(f"{hours} is not between 1 and 2160")
+    return hours
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("errgate", "bare"), default="errgate")
@@ -594,8 +630,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s to send (0 = as fast as possible)")
     parser.add_argument("--events", type=int, default=0, help="corpus size (default: enough for the duration)")
     parser.add_argument("--preload", type=int, default=0, help="synthetic events inserted before the run")
-    parser.add_argument("--preload-days", type=int, default=1, choices=range(1, 91), metavar="1..90",
-                        help="spread the preloaded events over this many days' partitions (1: all in today's)")
+    parser.add_argument("--preload-hours", type=_preload_hours, default=24, metavar="1..2160",
+                        help="spread the preloaded events' receive times over this many hours before now")
     parser.add_argument("--server-cpus", help="pin errgate and PostgreSQL to these cores, e.g. 0-1")
     parser.add_argument("--client-cpus", help="pin the load generator to these cores, e.g. 2-3")
     parser.add_argument("--keep-database", action="store_true")

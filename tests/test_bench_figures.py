@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.bench import cpu_figures, parse_args, parse_cpus
+from tests.bench import cpu_figures, parse_args, parse_cpus, wal_figures
 
 
 def test_cpu_lists_are_parsed_and_cores_not_available_refused() -> None:
@@ -31,7 +31,15 @@ def test_cpu_cost_per_event_and_the_projection_from_it() -> None:
     assert cpu_figures(dict(result, accepted=0), stored=0, server_cores=2)["projected_events_per_s"] is None
 
 
-def test_preload_days_must_stay_within_the_default_retention() -> None:
-    assert parse_args(["--preload", "10", "--preload-days", "30"]).preload_days == 30
-    with pytest.raises(SystemExit):
-        parse_args(["--preload-days", "91"])
+def test_wal_per_event() -> None:
+    figures = wal_figures((1_000_000, 50), (3_000_000, 250), stored=1_000)
+    assert figures == {"wal_bytes_per_event": 2_000, "wal_fpi_per_event": 0.2}
+    assert wal_figures((0, 0), (10, 1), stored=0) == {"wal_bytes_per_event": None, "wal_fpi_per_event": None}
+
+
+def test_preload_hours_must_stay_within_the_default_retention() -> None:
+    assert parse_args(["--preload", "10"]).preload_hours == 24
+    assert parse_args(["--preload", "10", "--preload-hours", "720"]).preload_hours == 720
+    for outside in ("0", "2161"):
+        with pytest.raises(SystemExit):
+            parse_args(["--preload-hours", outside])
