@@ -236,7 +236,8 @@ _INSERT_EVENTS = """
         insert into error_tracking_error_events
             (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
              received_hour, payload_text)
-        select p, er, ev, l, env, rel, t, r, (r at time zone 'UTC')::date, extract(hour from r at time zone 'UTC')::smallint, pl
+        select p, er, ev, l, env, rel, t, r,
+               (r at time zone 'UTC')::date, extract(hour from r at time zone 'UTC')::smallint, pl
         from input x
         where not exists (
                 select 1 from error_tracking_error_events o

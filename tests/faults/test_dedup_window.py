@@ -17,6 +17,7 @@ from tests.ingest_http.helpers import new_event_id
 
 
 def at(day_offset: int, hour: int, minute: int) -> datetime:
+    """``hour:minute`` UTC, ``day_offset`` days from today."""
     day = datetime.now(timezone.utc).date() + timedelta(days=day_offset)
     return datetime.combine(day, time(hour, minute), timezone.utc)
 
@@ -24,13 +25,14 @@ def at(day_offset: int, hour: int, minute: int) -> datetime:
 @pytest.mark.parametrize(
     ("first", "retry", "stored_again"),
     [
-        pytest.param(at(0, 10, 5), at(0, 10, 55), False, id="same-hour"),
-        pytest.param(at(0, 10, 50), at(0, 11, 20), False, id="next-hour"),
-        pytest.param(at(-1, 23, 50), at(0, 0, 10), False, id="across-midnight"),
-        pytest.param(at(0, 10, 5), at(0, 12, 0), True, id="two-hours-later"),
+        pytest.param((0, 10, 5), (0, 10, 55), False, id="same-hour"),
+        pytest.param((0, 10, 50), (0, 11, 20), False, id="next-hour"),
+        pytest.param((-1, 23, 50), (0, 0, 10), False, id="across-midnight"),
+        pytest.param((0, 10, 5), (0, 12, 0), True, id="two-hours-later"),
     ],
 )
 async def test_retries_within_the_window_are_stored_once(pool, world, first, retry, stored_again) -> None:
+    first, retry = at(*first), at(*retry)
     async with pool.acquire() as conn:
         await partitions.maintain(conn, 7)
     project_id = (await world.project())["id"]
