@@ -47,7 +47,7 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
     """Create the partitions from yesterday to ``DAYS_AHEAD`` days ahead; drop those past retention."""
     today = today or datetime.now(timezone.utc).date()
     first_kept = today - timedelta(days=retention_days)
-    first_day = today - timedelta(days=1)  # events land in today's partition; yesterday's is checked for duplicates
+    first_day = today - timedelta(days=1)  # just after midnight, the duplicate check reads yesterday's last hour
     dropped: list[str] = []
     async with advisory_lock(conn, _LOCK_KEY):
         existing = await existing_partitions(conn)
