@@ -226,7 +226,10 @@ _ERROR_IDS = """
 # hours (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events
 # per error ($10), events of an error at the cap are not stored (the cap may be passed by at
 # most one batch) but still move its last_seen_at. Counters count stored events only, so
-# that retention, which drops stored events, keeps them right.
+# that retention, which drops stored events, keeps them right. The errors' rows are locked in
+# key order before they are updated (``locked``): worker processes commit batches of the same
+# frequent errors side by side, and rows locked in the order a hash join yields them deadlocked
+# now and then (each deadlock stalls a writer for PostgreSQL's deadlock_timeout, 1 s).
 _INSERT_EVENTS = """
     with input as (
         select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
@@ -249,6 +252,11 @@ _INSERT_EVENTS = """
         order by p, ev
         on conflict do nothing
         returning project_id, error_id, event_id, occurred_at
+    ), locked as materialized (
+        select e.project_id, e.id from error_tracking_errors e
+        where (e.project_id, e.id) in (select p, er from input)
+        order by e.project_id, e.id
+        for no key update of e
     ), counted as (
         update error_tracking_errors e
         set events_count = e.events_count + coalesce(c.n, 0),
@@ -264,6 +272,7 @@ _INSERT_EVENTS = """
                          from inserted group by project_id, error_id) i
                 on i.project_id = a.p and i.error_id = a.er
               where i.n is not null or $10::bigint is not null) c
+        join locked l on l.project_id = c.p and l.id = c.er
         where e.project_id = c.p and e.id = c.er
     )
     select project_id, event_id from inserted"""
