@@ -11,7 +11,9 @@ Printed: accepted events/s, stored events/s (counted in the database afterwards)
 percentiles, non-2xx count, server RSS before and after, CPU seconds of the server, of
 PostgreSQL and of the load generator (``client_cpu_s``). ``--mode bare`` runs the same load
 against a bare aiohttp handler that only reads the body and answers ``{"id": ...}``: the
-framework's ceiling on this machine. ``--rate`` sends at a fixed rate instead of as fast as
+framework's ceiling on this machine (the corpus is sent again from the start if it runs out).
+``--mode compare`` runs the bare handler and then errgate with the same load and adds
+``fraction_of_ceiling``: errgate's stored events/s over the bare handler's requests/s. ``--rate`` sends at a fixed rate instead of as fast as
 possible (for latency at a given load). ``--preload N`` first inserts N synthetic events so the
 run measures ingestion into a large table; ``--preload-hours H`` (default 24) spreads their
 receive times over the last H hours, as a table that reached that size over that time holds
@@ -30,6 +32,7 @@ Examples::
 
     python -m tests.bench --duration 30 --connections 64 --workers 2
     python -m tests.bench --mode bare --duration 30 --connections 64
+    python -m tests.bench --mode compare --duration 30 --connections 256
     python -m tests.bench --duration 30 --rate 2500
     python -m tests.bench --duration 30 --connections 256 --server-cpus 0-1 --client-cpus 2-3
 """
@@ -392,13 +395,13 @@ async def explain_queries(dsn: str) -> dict[str, str]:
 
 
 def _load_process(host: str, port: int, requests: list[bytes], connections: int, duration: float, rate: float,
-                  cpus: list[int] | None, out: Any) -> None:
+                  cycle: bool, cpus: list[int] | None, out: Any) -> None:
     import uvloop  # the load generator shares the cores with the server: keep its CPU low
 
     if cpus:
         os.sched_setaffinity(0, cpus)
     cpu_before = time.process_time()
-    result = uvloop.run(_load(host, port, requests, connections, duration, rate))
+    result = uvloop.run(_load(host, port, requests, connections, duration, rate, cycle))
     result["client_cpu_s"] = round(time.process_time() - cpu_before, 1)
     out.send(result)
 
@@ -469,7 +472,9 @@ def prepare_requests(path: str, host: str, corpus: list[tuple[bytes, str]]) -> l
 
 
 async def _load(host: str, port: int, requests: list[bytes], connections: int, duration: float,
-                rate: float) -> dict[str, Any]:
+                rate: float, cycle: bool = False) -> dict[str, Any]:
+    """Send ``requests`` in turn until ``duration`` passes or they run out; with ``cycle`` (the bare
+    handler, which stores nothing) start over instead, so that its run lasts as long."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -485,13 +490,13 @@ async def _load(host: str, port: int, requests: list[bytes], connections: int, d
         try:
             while True:
                 now = time.perf_counter()
-                if now >= deadline or next_index >= len(requests):
+                if now >= deadline or (next_index >= len(requests) and not cycle):
                     return
                 if interval:
                     if next_send > now:
                         await asyncio.sleep(next_send - now)
                     next_send += interval
-                request = requests[next_index]
+                request = requests[next_index % len(requests)]
                 next_index += 1
                 sent = time.perf_counter()
                 status = await conn.send(request, 30)
@@ -517,7 +522,7 @@ async def _load(host: str, port: int, requests: list[bytes], connections: int, d
         "elapsed_s": round(elapsed, 2), "requests": len(latencies), "accepted": ok,
         "non_2xx": len(latencies) - ok, "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-        "corpus_exhausted": next_index >= len(requests),
+        "corpus_exhausted": next_index >= len(requests) and not cycle,
     }
 
 
@@ -532,6 +537,27 @@ def envelope_path(dsn: str) -> str:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """One run of ``args.mode``; ``compare`` runs the bare handler, then errgate, with the same load."""
+    if args.mode != "compare":
+        return await run(args, args.mode)
+    ceiling = await run(args, "bare")
+    result = await run(args, "errgate")
+    result.update(ceiling_figures(result, ceiling), mode="compare")
+    return result
+
+
+def ceiling_figures(result: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, float | None]:
+    """errgate's stored events/s as a fraction of the bare handler's requests/s (the ceiling)."""
+    rate = ceiling["accepted"] / ceiling["elapsed_s"] if ceiling["elapsed_s"] else 0.0
+    stored = result.get("stored_events_per_s")
+    return {
+        "ceiling_requests_per_s": round(rate, 1),
+        "ceiling_p99_ms": ceiling["p99_ms"],
+        "fraction_of_ceiling": round(stored / rate, 3) if rate and stored is not None else None,
+    }
+
+
+async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -539,7 +565,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     db_name = f"errgate_bench_{secrets.token_hex(4)}"
     db_url = admin_url.rsplit("/", 1)[0] + "/" + db_name
     env = dict(os.environ)
-    if args.mode == "errgate":
+    if mode == "errgate":
         admin = await asyncpg.connect(admin_url)
         await admin.execute(f'create database "{db_name}"')
         env.update(DATABASE_URL=db_url, ERRGATE_PORT=str(port), ERRGATE_ROOT_TOKEN=ROOT_TOKEN,
@@ -566,9 +592,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             _pin(_tree(server.pid) + _postgres_processes(), server_cpus)
         parent, child = multiprocessing.Pipe()
         loader = multiprocessing.get_context("spawn").Process(
-            target=_load_process, args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, client_cpus, child)
+            target=_load_process,
+            args=("127.0.0.1", port, requests, args.connections, args.duration, args.rate, mode == "bare", client_cpus, child),
         )
-        wal_before = await _wal_totals(db_url) if args.mode == "errgate" else None
+        wal_before = await _wal_totals(db_url) if mode == "errgate" else None
         cpu_before = (_cpu_seconds(_tree(server.pid)), _cpu_seconds(_postgres_processes()))
         loader.start()
         result = parent.recv()
@@ -579,7 +606,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         result["server_cpu_s"] = round(cpu_after[0] - cpu_before[0], 1)
         result["postgres_cpu_s"] = round(cpu_after[1] - cpu_before[1], 1)
         stored = None
-        if args.mode == "errgate":
+        if mode == "errgate":
             conn = await asyncpg.connect(db_url)
             stored = await conn.fetchval("select count(*) from error_tracking_error_events") - args.preload
             errors = await conn.fetchval("select count(*) from error_tracking_errors where fingerprint not like 'preload-%'")
@@ -588,7 +615,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             result["plans"] = await explain_queries(db_url)
         elapsed = result["elapsed_s"]
         result.update(
-            mode=args.mode, workers=args.workers, connections=args.connections, rate_target=args.rate,
+            mode=mode, workers=args.workers, connections=args.connections, rate_target=args.rate,
             preloaded_events=args.preload, preload_hours=args.preload_hours if args.preload else None,
             accepted_events_per_s=round(result["accepted"] / elapsed, 1),
             stored_events=stored,
@@ -608,7 +635,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             server.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
-        if args.mode == "errgate" and not args.keep_database:
+        if mode == "errgate" and not args.keep_database:
             await admin.execute(f'drop database if exists "{db_name}" with (force)')
             await admin.close()
 
@@ -623,7 +650,8 @@ def _preload_hours(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare"), default="errgate")
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare"), default="errgate",
+                        help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare one's")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="errgate worker processes")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.bench import cpu_figures, parse_args, parse_cpus, wal_figures
+from tests.bench import ceiling_figures, cpu_figures, parse_args, parse_cpus, wal_figures
 
 
 def test_cpu_lists_are_parsed_and_cores_not_available_refused() -> None:
@@ -35,6 +35,14 @@ def test_wal_per_event() -> None:
     figures = wal_figures((1_000_000, 50), (3_000_000, 250), stored=1_000)
     assert figures == {"wal_bytes_per_event": 2_000, "wal_fpi_per_event": 0.2}
     assert wal_figures((0, 0), (10, 1), stored=0) == {"wal_bytes_per_event": None, "wal_fpi_per_event": None}
+
+
+def test_rate_as_a_fraction_of_the_bare_handlers() -> None:
+    assert parse_args(["--mode", "compare"]).mode == "compare"
+    ceiling = {"accepted": 300_000, "elapsed_s": 10.0, "p99_ms": 12.5}
+    figures = ceiling_figures({"stored_events_per_s": 6_000.0}, ceiling)
+    assert figures == {"ceiling_requests_per_s": 30_000.0, "ceiling_p99_ms": 12.5, "fraction_of_ceiling": 0.2}
+    assert ceiling_figures({"stored_events_per_s": 6_000.0}, dict(ceiling, accepted=0))["fraction_of_ceiling"] is None
 
 
 def test_preload_hours_must_stay_within_the_default_retention() -> None:
