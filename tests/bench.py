@@ -13,9 +13,10 @@ PostgreSQL and of the load generator (``client_cpu_s``). ``--mode bare`` runs th
 against a bare aiohttp handler that only reads the body and answers ``{"id": ...}``: the
 framework's ceiling on this machine (the corpus is sent again from the start if it runs out).
 ``--mode compare`` runs the bare handler and then errgate with the same load and adds
-``fraction_of_ceiling``: errgate's stored events/s over the bare handler's requests/s. ``--rate`` sends at a fixed rate instead of as fast as
-possible (for latency at a given load). ``--preload N`` first inserts N synthetic events so the
-run measures ingestion into a large table; ``--preload-hours H`` (default 24) spreads their
+``fraction_of_ceiling``: errgate's stored events/s over the bare handler's requests/s.
+``--rate`` sends at a fixed rate instead of as fast as possible (for latency at a given load).
+``--preload N`` first inserts N synthetic events so the run measures ingestion into a large
+table; ``--preload-hours H`` (default 24) spreads their
 receive times over the last H hours, as a table that reached that size over that time holds
 them. WAL bytes and full-page images per stored event (from ``pg_stat_wal``, server-wide) show
 the I/O each event costs.

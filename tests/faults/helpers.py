@@ -29,6 +29,7 @@ import asyncpg
 import orjson
 import psutil
 
+from app.db import partitions
 from app.ingest.payload import pack_event
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
@@ -429,6 +430,12 @@ async def embedded_postgres_cluster(data_dir: Path) -> AsyncIterator[EmbeddedPos
         yield cluster
     finally:
         await asyncio.to_thread(cluster.destroy)
+
+
+async def partitions_around_today(pool: asyncpg.Pool) -> None:
+    """The events' partitions the service keeps (yesterday to a week ahead), as it creates them at start."""
+    async with pool.acquire() as conn:
+        await partitions.maintain(conn, 7)
 
 
 def pending_event(project_id: int, group: str, received_at: datetime, event_id: str | None = None) -> PendingEvent:

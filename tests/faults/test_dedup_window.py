@@ -10,9 +10,8 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from app.db import partitions
 from app.ingest.writer import EventWriter
-from tests.faults.helpers import error_counts, pending_event
+from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 from tests.ingest_http.helpers import new_event_id
 
 
@@ -33,8 +32,7 @@ def at(day_offset: int, hour: int, minute: int) -> datetime:
 )
 async def test_retries_within_the_window_are_stored_once(pool, world, first, retry, stored_again) -> None:
     first, retry = at(*first), at(*retry)
-    async with pool.acquire() as conn:
-        await partitions.maintain(conn, 7)
+    await partitions_around_today(pool)
     project_id = (await world.project())["id"]
     writer = EventWriter(pool, max_batch=10, max_wait_ms=1, max_pending=100)
     writer.start()

@@ -14,16 +14,14 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from app.db import partitions
 from app.ingest.writer import ErrorIds, write_batch
-from tests.faults.helpers import error_counts, pending_event
+from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 
 ERRORS = 200
 
 
 async def test_a_batch_locks_its_errors_in_key_order(pool, world) -> None:
-    async with pool.acquire() as conn:
-        await partitions.maintain(conn, 7)
+    await partitions_around_today(pool)
     project_id = (await world.project())["id"]
     now = datetime.now(timezone.utc)
     ids = ErrorIds()
