@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.db import users
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 TOKEN_PREFIX = "glpat-"
 SCOPES = ("api", "read_api")
@@ -75,7 +75,7 @@ async def authenticate(request: web.Request) -> Caller:
     if not token:
         raise _unauthorized()
     digest = token_digest(token)
-    pool = request.app[keys.POOL]
+    pool = request.app[state.POOL]
     row = await users.token_with_user(pool, digest)
     if row is None or not hmac.compare_digest(row["token_digest"], digest):
         raise _unauthorized()

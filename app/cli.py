@@ -28,7 +28,7 @@ from app.config import ConfigError, Settings
 from app.database import prepare
 from app.db import migrations, projects
 from app.db.pool import create_pool, database_url
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 from app.logs import setup_logging
 
 

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.config import Settings
 from app.auth import token_digest
 from app.db import migrations, partitions, users
@@ -29,14 +29,14 @@ async def prepare(conn: asyncpg.Connection, settings: Settings) -> list[migratio
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
+    settings = app[state.SETTINGS]
     dsn = await asyncio.get_running_loop().run_in_executor(None, database_url, settings)
     pool = await create_pool(dsn, settings.db_pool_size)
     try:
         async with pool.acquire() as conn:
             await prepare(conn, settings)
-        app[keys.POOL] = pool
-        app[keys.DSN] = dsn
+        app[state.POOL] = pool
+        app[state.DSN] = dsn
         yield
     finally:
         await pool.close()

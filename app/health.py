@@ -12,10 +12,10 @@ import asyncio
 import asyncpg
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.db import migrations
 from app.db.pool import DATABASE_ERRORS, within
-from app.errors import json_response
+from app.problems import json_response
 
 LIVENESS_PATH = "/-/liveness"
 READINESS_PATH = "/-/readiness"
@@ -35,12 +35,12 @@ async def _schema_version(pool: asyncpg.Pool) -> int:
 
 async def readiness(request: web.Request) -> web.Response:
     app = request.app
-    if app[keys.DRAINING].is_set():
+    if app[state.DRAINING].is_set():
         return json_response({"status": "unavailable", "reason": "draining"}, 503)
-    if app[keys.WRITER].database_down:
+    if app[state.WRITER].database_down:
         return json_response({"status": "unavailable", "reason": "database unreachable"}, 503)
     try:
-        version = await within(_schema_version(app[keys.POOL]), READINESS_TIMEOUT_SECONDS)
+        version = await within(_schema_version(app[state.POOL]), READINESS_TIMEOUT_SECONDS)
     except DATABASE_ERRORS as exc:
         return json_response({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}, 503)
     expected = migrations.expected_version()
@@ -52,12 +52,12 @@ async def readiness(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[keys.METRICS].render()
+    body, content_type = request.app[state.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def setup_routes(app: web.Application, *, with_metrics: bool) -> None:
-    app[keys.DRAINING] = asyncio.Event()
+    app[state.DRAINING] = asyncio.Event()
     app.router.add_get(LIVENESS_PATH, liveness)
     app.router.add_get(READINESS_PATH, readiness)
     if with_metrics:

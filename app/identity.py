@@ -1,7 +1,7 @@
 """Identity operations shared by the REST API and the CLI: users, projects, members, tokens.
 
 Each function validates its input, runs the SQL through ``app.db`` and raises
-:class:`~app.errors.HTTPProblem` with GitLab's status and body when something is wrong,
+:class:`~app.problems.HTTPProblem` with GitLab's status and body when something is wrong,
 so that both front ends answer the same way.
 """
 
@@ -14,7 +14,7 @@ import asyncpg
 
 from app import auth
 from app.db import projects, users
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")

@@ -13,8 +13,8 @@ import time
 
 from aiohttp import web
 
-from app import keys
-from app.errors import Handler
+from app import state
+from app.problems import Handler
 
 log = logging.getLogger("errgate.access")
 
@@ -32,7 +32,7 @@ def _route(request: web.Request) -> str:
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or f"{_ID_PREFIX}{next(_ids):08x}"
-    request[keys.REQUEST_ID] = request_id
+    request[state.REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
     try:
@@ -43,7 +43,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         duration = time.perf_counter() - started
         route = _route(request)
-        metrics = request.app[keys.METRICS]
+        metrics = request.app[state.METRICS]
         metrics.request_done(route, request.method, status, duration)
         if log.isEnabledFor(logging.INFO):  # skip building the record on the hot path when it is not written
             project = request.match_info.get("project_id") or request.match_info.get("id")

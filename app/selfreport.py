@@ -2,7 +2,7 @@
 
 Each serving process calls :func:`init_self_reporting` once (``app.workers``), never at import.
 Unhandled exceptions of a request are caught by :func:`middleware`, which sits inside
-``app.errors.error_middleware``: that middleware answers the JSON 500, so sentry-sdk's aiohttp
+``app.problems.error_middleware``: that middleware answers the JSON 500, so sentry-sdk's aiohttp
 integration (which wraps the whole application) would never see the exception itself.
 
 ``SENTRY_DSN`` may point at errgate itself. So that a failure while storing errgate's own
@@ -32,7 +32,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import event_from_exception
 
-from app.errors import Handler, HTTPProblem, client_went_away
+from app.problems import Handler, HTTPProblem, client_went_away
 from app.ingest import credentials
 
 FILTERED = "[Filtered]"

@@ -14,11 +14,11 @@ import signal
 
 from aiohttp import web
 
-from app import health, keys, selfreport
+from app import health, state, selfreport
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
 from app.database import database_ctx
-from app.errors import error_middleware
+from app.problems import error_middleware
 from app.ingest.routes import setup_routes as setup_ingest_routes
 from app.ingest.service import ingest_ctx
 from app.metrics import Metrics
@@ -43,8 +43,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     if settings.sentry_dsn:
         middlewares.append(selfreport.middleware(settings.sentry_dsn))
     app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)
-    app[keys.SETTINGS] = settings
-    app[keys.METRICS] = metrics or Metrics()
+    app[state.SETTINGS] = settings
+    app[state.METRICS] = metrics or Metrics()
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(ingest_ctx)
     health.setup_routes(app, with_metrics=settings.metrics_port is None)
@@ -55,7 +55,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
 
 def create_metrics_app(metrics: Metrics) -> web.Application:
     app = web.Application()
-    app[keys.METRICS] = metrics
+    app[state.METRICS] = metrics
     app.router.add_get(health.METRICS_PATH, health.metrics)
     return app
 
@@ -81,7 +81,7 @@ async def start_sites(app: web.Application, settings: Settings) -> list[web.AppR
         runners.append(main)
         await web.TCPSite(main, settings.host, settings.port, reuse_port=reuse_port).start()
         if settings.metrics_port is not None:
-            metrics = web.AppRunner(create_metrics_app(app[keys.METRICS]), access_log=None, handle_signals=False)
+            metrics = web.AppRunner(create_metrics_app(app[state.METRICS]), access_log=None, handle_signals=False)
             await metrics.setup()
             runners.append(metrics)
             await web.TCPSite(metrics, settings.host, settings.metrics_port, reuse_port=reuse_port).start()
@@ -94,7 +94,7 @@ async def start_sites(app: web.Application, settings: Settings) -> list[web.AppR
 
 async def stop_sites(app: web.Application, runners: list[web.AppRunner]) -> None:
     """Readiness false at once, then the sockets close and in-flight requests finish (metrics last)."""
-    app[keys.DRAINING].set()
+    app[state.DRAINING].set()
     for each in runners:
         await each.cleanup()
 

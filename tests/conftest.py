@@ -24,7 +24,7 @@ from aiohttp import web
 
 from app import identity
 from app.config import Settings
-from app.keys import SETTINGS
+from app.state import SETTINGS
 from app.db import migrations, users
 from app.server import create_app, make_runner
 

@@ -12,10 +12,10 @@ from urllib.parse import unquote
 import asyncpg
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.auth import Caller, authenticate
 from app.db import projects
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
@@ -49,7 +49,7 @@ async def project_access(request: web.Request, min_level: int) -> ProjectAccess:
     ref = project_ref(request.match_info["id"])
     if (isinstance(ref, int) and ref > 2**63 - 1) or (isinstance(ref, str) and "\x00" in ref):
         raise project_not_found()
-    row = await projects.project_for_user(request.app[keys.POOL], ref, caller.user_id)
+    row = await projects.project_for_user(request.app[state.POOL], ref, caller.user_id)
     if row is None:
         raise project_not_found()
     level = OWNER if caller.is_admin else row["access_level"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.api import entities
 from app.api.access import MAINTAINER, project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import path_id, read_params
 from app.db import error_tracking
-from app.errors import HTTPProblem, json_response
+from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 SETTINGS_PATH = r"/api/v4/projects/{id}/error_tracking/settings"
@@ -29,7 +29,7 @@ def _settings_not_found() -> HTTPProblem:
 @routes.get(SETTINGS_PATH)
 async def get_settings(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    row = await error_tracking.settings(request.app[keys.POOL], access.project_id)
+    row = await error_tracking.settings(request.app[state.POOL], access.project_id)
     if row is None:
         raise _settings_not_found()
     return json_response(entities.error_tracking_settings(row))
@@ -41,7 +41,7 @@ async def _save_settings(request: web.Request, create: bool) -> web.Response:
     active = params.boolean("active", required=True)
     integrated = params.boolean("integrated", required=create)
     params.done()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[state.POOL].acquire() as conn:
         row = await error_tracking.save_settings(conn, access.project_id, active, integrated, create)
     if row is None:
         raise _settings_not_found()
@@ -62,24 +62,24 @@ async def patch_settings(request: web.Request) -> web.Response:
 async def list_client_keys(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
     page = page_from(await read_params(request))
-    total, rows = await error_tracking.list_keys(request.app[keys.POOL], access.project_id, page.size, page.offset)
-    external_url = request.app[keys.SETTINGS].external_url
+    total, rows = await error_tracking.list_keys(request.app[state.POOL], access.project_id, page.size, page.offset)
+    external_url = request.app[state.SETTINGS].external_url
     return paginated(request, page, total, [entities.client_key(r, external_url) for r in rows])
 
 
 @routes.post(KEYS_PATH)
 async def create_client_key(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    row = await error_tracking.create_key(request.app[keys.POOL], access.project_id)
-    return json_response(entities.client_key(row, request.app[keys.SETTINGS].external_url), 201)
+    row = await error_tracking.create_key(request.app[state.POOL], access.project_id)
+    return json_response(entities.client_key(row, request.app[state.SETTINGS].external_url), 201)
 
 
 @routes.delete(KEYS_PATH + r"/{key_id}")
 async def delete_client_key(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
     key_id = path_id(request, "key_id", "404 Not found")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[state.POOL].acquire() as conn:
         row = await error_tracking.delete_key(conn, access.project_id, key_id)
     if row is None:
         raise HTTPProblem.gitlab(404, "404 Not found")
-    return json_response(entities.client_key(row, request.app[keys.SETTINGS].external_url))
+    return json_response(entities.client_key(row, request.app[state.SETTINGS].external_url))

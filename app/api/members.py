@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app import identity, keys
+from app import identity, state
 from app.api import entities
 from app.api.access import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER, ProjectAccess, project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import path_id, read_params
 from app.db import projects
-from app.errors import HTTPProblem, json_response
+from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 VALID_LEVELS = tuple(ACCESS_LEVELS.values())
@@ -26,8 +26,8 @@ def _check_grant(access: ProjectAccess, level: int) -> None:
 async def list_members(request: web.Request) -> web.Response:
     access = await project_access(request, GUEST)
     page = page_from(await read_params(request))
-    total, rows = await projects.list_members(request.app[keys.POOL], access.project_id, page.size, page.offset)
-    external_url = request.app[keys.SETTINGS].external_url
+    total, rows = await projects.list_members(request.app[state.POOL], access.project_id, page.size, page.offset)
+    external_url = request.app[state.SETTINGS].external_url
     return paginated(request, page, total, [entities.member(r, external_url) for r in rows])
 
 
@@ -39,8 +39,8 @@ async def add_member(request: web.Request) -> web.Response:
     level = params.integer("access_level", required=True, choices=VALID_LEVELS)
     params.done()
     _check_grant(access, level)
-    row = await identity.add_member(request.app[keys.POOL], access.project_id, user_id, level)
-    return json_response(entities.member(row, request.app[keys.SETTINGS].external_url), 201)
+    row = await identity.add_member(request.app[state.POOL], access.project_id, user_id, level)
+    return json_response(entities.member(row, request.app[state.SETTINGS].external_url), 201)
 
 
 @routes.put(r"/api/v4/projects/{id}/members/{user_id}")
@@ -50,21 +50,21 @@ async def update_member(request: web.Request) -> web.Response:
     params = await read_params(request)
     level = params.integer("access_level", required=True, choices=VALID_LEVELS)
     params.done()
-    pool = request.app[keys.POOL]
+    pool = request.app[state.POOL]
     current = await projects.member(pool, access.project_id, user_id)
     if current is None:
         raise HTTPProblem.gitlab(404, "404 Member Not Found")
     _check_grant(access, max(level, current["access_level"]))
     await projects.update_member(pool, access.project_id, user_id, level)
     row = await projects.member(pool, access.project_id, user_id)
-    return json_response(entities.member(row, request.app[keys.SETTINGS].external_url))
+    return json_response(entities.member(row, request.app[state.SETTINGS].external_url))
 
 
 @routes.delete(r"/api/v4/projects/{id}/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
     user_id = path_id(request, "user_id", "404 Member Not Found")
-    pool = request.app[keys.POOL]
+    pool = request.app[state.POOL]
     current = await projects.member(pool, access.project_id, user_id)
     if current is None:
         raise HTTPProblem.gitlab(404, "404 Member Not Found")

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.params import Params
-from app.errors import json_response
+from app.problems import json_response
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import orjson
 from aiohttp import web
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 # dry-types' Params::Bool, which Grape uses to coerce booleans.
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app import identity, keys
+from app import identity, state
 from app.api import entities
 from app.api.access import OWNER, GUEST, project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import read_params
 from app.auth import authenticate
 from app.db import projects
-from app.errors import HTTPProblem, json_response
+from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 
@@ -33,8 +33,8 @@ async def create_project(request: web.Request) -> web.Response:
         if not (path or name):
             raise HTTPProblem.bad_params("name, path are missing, at least one parameter must be provided")
         full_path = f"{namespace or caller.username}/{path or name}"
-    row = await identity.create_project(request.app[keys.POOL], full_path, name, description, caller.user_id)
-    return json_response(entities.project(row, request.app[keys.SETTINGS].external_url), 201)
+    row = await identity.create_project(request.app[state.POOL], full_path, name, description, caller.user_id)
+    return json_response(entities.project(row, request.app[state.SETTINGS].external_url), 201)
 
 
 @routes.get("/api/v4/projects")
@@ -42,20 +42,20 @@ async def list_projects(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     page = page_from(await read_params(request))
     total, rows = await projects.list_projects(
-        request.app[keys.POOL], caller.user_id, caller.is_admin, page.size, page.offset
+        request.app[state.POOL], caller.user_id, caller.is_admin, page.size, page.offset
     )
-    external_url = request.app[keys.SETTINGS].external_url
+    external_url = request.app[state.SETTINGS].external_url
     return paginated(request, page, total, [entities.project(r, external_url) for r in rows])
 
 
 @routes.get(r"/api/v4/projects/{id}")
 async def show_project(request: web.Request) -> web.Response:
     access = await project_access(request, GUEST)
-    return json_response(entities.project(access.project, request.app[keys.SETTINGS].external_url))
+    return json_response(entities.project(access.project, request.app[state.SETTINGS].external_url))
 
 
 @routes.delete(r"/api/v4/projects/{id}")
 async def delete_project(request: web.Request) -> web.Response:
     access = await project_access(request, OWNER)
-    await projects.delete_project(request.app[keys.POOL], access.project_id)
+    await projects.delete_project(request.app[state.POOL], access.project_id)
     return json_response({"message": "202 Accepted"}, 202)

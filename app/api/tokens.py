@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app import identity, keys
+from app import identity, state
 from app.api import entities
 from app.api.params import path_id, read_params
 from app.auth import SCOPES, authenticate, require_admin
 from app.db import users
-from app.errors import HTTPProblem, json_response
+from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 
@@ -23,8 +23,8 @@ async def create_token(request: web.Request) -> web.Response:
     scopes = params.strings("scopes", required=True, choices=SCOPES)
     expires_at = params.date("expires_at")
     params.done()
-    await identity.require_user(request.app[keys.POOL], user_id)
-    row, token = await identity.create_token(request.app[keys.POOL], user_id, name, scopes, expires_at)
+    await identity.require_user(request.app[state.POOL], user_id)
+    row, token = await identity.create_token(request.app[state.POOL], user_id, name, scopes, expires_at)
     return json_response(entities.personal_access_token(row, token), 201)
 
 
@@ -33,7 +33,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     self_revoke = request.match_info["token_id"] == "self"
     token_id = caller.token_id if self_revoke else path_id(request, "token_id", "404 Not found")
-    pool = request.app[keys.POOL]
+    pool = request.app[state.POOL]
     row = await users.token_by_id(pool, token_id)
     # Another user's token answers like a missing one, so token ids do not leak.
     if row is None or (row["user_id"] != caller.user_id and not caller.is_admin):

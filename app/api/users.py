@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app import identity, keys
+from app import identity, state
 from app.api import entities
 from app.api.pagination import page_from, paginated
 from app.api.params import read_params
 from app.auth import authenticate, require_admin
 from app.db import users
-from app.errors import json_response
+from app.problems import json_response
 
 routes = web.RouteTableDef()
 
@@ -18,8 +18,8 @@ routes = web.RouteTableDef()
 @routes.get("/api/v4/user")
 async def current_user(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    row = await users.user_by_id(request.app[keys.POOL], caller.user_id)
-    return json_response(entities.user(row, request.app[keys.SETTINGS].external_url, private=True))
+    row = await users.user_by_id(request.app[state.POOL], caller.user_id)
+    return json_response(entities.user(row, request.app[state.SETTINGS].external_url, private=True))
 
 
 @routes.get("/api/v4/users")
@@ -28,8 +28,8 @@ async def list_users(request: web.Request) -> web.Response:
     params = await read_params(request)
     username = params.string("username")
     page = page_from(params)
-    total, rows = await users.list_users(request.app[keys.POOL], username, page.size, page.offset)
-    external_url = request.app[keys.SETTINGS].external_url
+    total, rows = await users.list_users(request.app[state.POOL], username, page.size, page.offset)
+    external_url = request.app[state.SETTINGS].external_url
     items = [entities.user(r, external_url, private=caller.is_admin or r["id"] == caller.user_id) for r in rows]
     return paginated(request, page, total, items)
 
@@ -43,5 +43,5 @@ async def create_user(request: web.Request) -> web.Response:
     email = params.string("email")
     admin = params.boolean("admin")
     params.done()
-    row = await identity.create_user(request.app[keys.POOL], username, name, email, bool(admin))
-    return json_response(entities.user(row, request.app[keys.SETTINGS].external_url, private=True), 201)
+    row = await identity.create_user(request.app[state.POOL], username, name, email, bool(admin))
+    return json_response(entities.user(row, request.app[state.SETTINGS].external_url, private=True), 201)

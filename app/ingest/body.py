@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, Iterator, Sequence
 import brotli
 import zstandard
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 if not hasattr(brotli.Decompressor, "can_accept_more_data"):
     # Bounded br decoding needs process(output_buffer_limit=...), new in brotli 1.2.

@@ -13,7 +13,7 @@ import binascii
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 
 def parse_sentry_auth(value: str) -> str | None:

@@ -3,7 +3,7 @@
 This module owns the envelope grammar of SENTRY-PROTOCOL.md (``Envelope = Headers { "\\n" Item }
 [ "\\n" ]``, ``Item = Headers "\\n" Payload``), the validation of envelope and item headers, the
 envelope ``event_id`` rule, and the per-item-type size limits. Every failure is an
-:class:`~app.errors.HTTPProblem`: 400 for a malformed envelope, 413 for an item over its limit.
+:class:`~app.problems.HTTPProblem`: 400 for a malformed envelope, 413 for an item over its limit.
 Unknown item types and header keys are kept; deciding what to do with them is the caller's job.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import asyncpg
 
 from app.db import error_tracking
 from app.db.pool import DATABASE_ERRORS, UNAVAILABLE, within
-from app.ingest.problems import unavailable
+from app.ingest.backpressure import unavailable
 
 log = logging.getLogger("errgate.keycache")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 MAX_DEPTH = 128  # nesting levels accepted in an event; the top-level object is level 1
 

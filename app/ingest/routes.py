@@ -15,9 +15,9 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.config import Settings
-from app.errors import HTTPProblem, json_response
+from app.problems import HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
 from app.ingest.envelope import normalize_event_id, parse_envelope
@@ -67,7 +67,7 @@ def collector(handler: Handler) -> Handler:
             response = await handler(request)
         except HTTPProblem as problem:
             problem.headers.update(CORS_HEADERS)
-            request.app[keys.METRICS].rejected(problem.status)
+            request.app[state.METRICS].rejected(problem.status)
             raise
         response.headers.update(CORS_HEADERS)
         return response
@@ -80,13 +80,13 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 async def _authorize(request: web.Request, public_key: str, project_id: int) -> None:
-    allowed_project = await request.app[keys.KEY_CACHE].project_for(public_key)
+    allowed_project = await request.app[state.KEY_CACHE].project_for(public_key)
     if allowed_project != project_id:
         raise credentials.rejected()
 
 
 async def _read(request: web.Request) -> bytes:
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[state.SETTINGS]
     return await read_body(
         request.content.iter_chunked(CHUNK_SIZE),
         request.headers.get("Content-Encoding"),
@@ -114,7 +114,7 @@ async def _store(request: web.Request, project_id: int, event: dict, event_id: s
     summary = summarize_event(event, received_at=received_at)
     event["event_id"] = event_id
     pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
-    await request.app[keys.WRITER].write(pending)
+    await request.app[state.WRITER].write(pending)
     return event_id
 
 
@@ -124,18 +124,18 @@ async def envelope_endpoint(request: web.Request) -> web.Response:
     public_key = credentials.key_from_request(request.headers, request.query)
     if public_key is not None:
         await _authorize(request, public_key, project_id)
-    envelope = parse_envelope(await _read(request), max_item_bytes=item_limits(request.app[keys.SETTINGS]))
+    envelope = parse_envelope(await _read(request), max_item_bytes=item_limits(request.app[state.SETTINGS]))
     if public_key is None:
         public_key = credentials.key_from_dsn(envelope.headers.get("dsn"))
         if public_key is None:
             raise credentials.unauthorized()
         await _authorize(request, public_key, project_id)
-    metrics = request.app[keys.METRICS]
+    metrics = request.app[state.METRICS]
     event_id = envelope.event_id
     for item in envelope.items:
         metrics.item_received(item.type)
         if item.type == "event":
-            event = load_event(item.payload, max_bytes=request.app[keys.SETTINGS].max_event_bytes)
+            event = load_event(item.payload, max_bytes=request.app[state.SETTINGS].max_event_bytes)
             event_id = await _store(request, project_id, event, event_id)
     return json_response({"id": event_id} if event_id else {})
 
@@ -147,9 +147,9 @@ async def store_endpoint(request: web.Request) -> web.Response:
     if public_key is None:
         raise credentials.unauthorized()
     await _authorize(request, public_key, project_id)
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[state.SETTINGS]
     body = decode_store_body(await _read(request), max_bytes=settings.max_event_bytes)
-    request.app[keys.METRICS].item_received("event")
+    request.app[state.METRICS].item_received("event")
     event_id = await _store(request, project_id, load_event(body, max_bytes=settings.max_event_bytes), None)
     return json_response({"id": event_id})
 

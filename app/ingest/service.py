@@ -11,7 +11,7 @@ from typing import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.db import partitions
 from app.db.pool import DATABASE_ERRORS
 from app.ingest.keycache import KeyCache, listen_for_changes
@@ -33,9 +33,9 @@ async def _maintain_partitions(pool: asyncpg.Pool, retention_days: int) -> None:
 
 
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    pool = app[keys.POOL]
-    metrics = app[keys.METRICS]
+    settings = app[state.SETTINGS]
+    pool = app[state.POOL]
+    metrics = app[state.METRICS]
     cache = KeyCache(pool, settings.key_cache_ttl_seconds, settings.db_timeout_seconds)
     writer = EventWriter(
         pool,
@@ -51,12 +51,12 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         pool_in_use=lambda: pool.get_size() - pool.get_idle_size(),
         pool_size=pool.get_size,
     )
-    app[keys.KEY_CACHE] = cache
-    app[keys.WRITER] = writer
+    app[state.KEY_CACHE] = cache
+    app[state.WRITER] = writer
     writer.start()
     maintenance = asyncio.create_task(_maintain_partitions(pool, settings.event_retention_days))
     try:
-        async with listen_for_changes(app[keys.DSN], cache):
+        async with listen_for_changes(app[state.DSN], cache):
             yield
     finally:
         maintenance.cancel()

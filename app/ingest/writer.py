@@ -28,8 +28,8 @@ from typing import Callable
 import asyncpg
 
 from app.db.pool import UNAVAILABLE, within
-from app.errors import HTTPProblem
-from app.ingest.problems import overloaded, unavailable
+from app.problems import HTTPProblem
+from app.ingest.backpressure import overloaded, unavailable
 from app.ingest.summary import EventSummary
 
 log = logging.getLogger("errgate.writer")

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from app.auth import token_digest
 from app.db import users
-from app.keys import SETTINGS
+from app.state import SETTINGS
 from app.server import create_app, make_runner
 from tests.conftest import CLEANUP, ROOT_TOKEN, Server, test_settings
 

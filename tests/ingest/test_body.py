@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 from app.ingest.body import SUPPORTED_ENCODINGS, parse_content_encoding, read_body
 
 KIB = 1024

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 from app.ingest.envelope import Envelope, Item, normalize_event_id, parse_envelope
 
 EVENT_ID = "9ec79c33ec9942ab8353589fcb2e04dc"

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_event, load_event, pack_event, unpack_event
 
 MIB = 1024 * 1024

@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from app import keys
+from app import state
 from app.ingest.payload import unpack_event
 from tests.conftest import ROOT_TOKEN
 
@@ -223,7 +223,7 @@ def payload_of(row: asyncpg.Record) -> dict[str, Any]:
 
 def items_received(server: Any, item_type: str) -> float:
     """The collector's count of received items of ``item_type`` (Prometheus counter)."""
-    value = server.app[keys.METRICS].registry.get_sample_value("errgate_ingest_items_total", {"type": item_type})
+    value = server.app[state.METRICS].registry.get_sample_value("errgate_ingest_items_total", {"type": item_type})
     return value or 0.0
 
 

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from app import keys
+from app import state
 from app.db import error_tracking
 from tests.conftest import ROOT_TOKEN, Api
 from tests.ingest_http.helpers import (
@@ -321,7 +321,7 @@ async def test_key_cache_serves_requests_without_a_database_lookup(start_server,
                                                    sentry_auth(tracked.public_key)) for _ in range(20)))
     assert [status for status, _, _ in replies] == [200] * 20
     assert lookups == [tracked.public_key]
-    assert server.app[keys.KEY_CACHE]._entries[tracked.public_key][1] == tracked.project_id
+    assert server.app[state.KEY_CACHE]._entries[tracked.public_key][1] == tracked.project_id
 
     # Drop the key behind the cache's back (no notification): still accepted within the TTL...
     await pool.execute("delete from error_tracking_client_keys where public_key = $1", tracked.public_key)
@@ -331,7 +331,7 @@ async def test_key_cache_serves_requests_without_a_database_lookup(start_server,
     assert await counts(pool, tracked.project_id) == (1, 21)
 
     # ...and refused once the entry expired (TTL 1 s in tests).
-    await asyncio.sleep(server.app[keys.SETTINGS].key_cache_ttl_seconds + 0.2)
+    await asyncio.sleep(server.app[state.SETTINGS].key_cache_ttl_seconds + 0.2)
     status, body, _ = await post_envelope(http, url, event_envelope(exception_event()), sentry_auth(tracked.public_key))
     assert (status, body) == (403, REJECTED)
     assert lookups == [tracked.public_key] * 2
@@ -361,7 +361,7 @@ async def test_deleted_key_stops_working_on_every_replica_at_once(start_server, 
         status, body, _ = await post_envelope(http, collector_url(replica.url, tracked.project_id),
                                               event_envelope(exception_event()), sentry_auth(tracked.public_key))
         assert status == 200, body
-        assert tracked.public_key in replica.app[keys.KEY_CACHE]._entries
+        assert tracked.public_key in replica.app[state.KEY_CACHE]._entries
     await _deleted_key(first, world, pool, tracked)
     started = time.monotonic()
     late = 0

@@ -205,7 +205,7 @@ async def test_random_and_mutated_bodies_never_500_and_never_store_partial_event
        st.booleans())
 def test_any_well_framed_envelope_parses(items: list[tuple[str, bytes]], final_newline: bool) -> None:
     """The parser (no server): every item framed with ``length`` comes back as sent; never a crash."""
-    from app.errors import HTTPProblem
+    from app.problems import HTTPProblem
     from app.ingest.envelope import parse_envelope
 
     events = [i for i in items if i[0] == "event"]

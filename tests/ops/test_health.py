@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from app import health, keys
+from app import health, state
 from app.db import migrations
 from tests.conftest import Server
 
@@ -20,7 +20,7 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
 
 async def test_liveness_answers_without_the_database(server: Server, http: aiohttp.ClientSession) -> None:
     assert await _get(http, server.url + health.LIVENESS_PATH) == (200, {"status": "ok"})
-    await server.app[keys.POOL].close()
+    await server.app[state.POOL].close()
     assert await _get(http, server.url + health.LIVENESS_PATH) == (200, {"status": "ok"})
 
 
@@ -31,7 +31,7 @@ async def test_readiness_reports_the_schema_version(server: Server, http: aiohtt
 
 
 async def test_readiness_is_503_while_draining_and_liveness_is_not(server: Server, http: aiohttp.ClientSession) -> None:
-    server.app[keys.DRAINING].set()
+    server.app[state.DRAINING].set()
     assert await _get(http, server.url + health.READINESS_PATH) == (
         503, {"status": "unavailable", "reason": "draining"}
     )
@@ -55,7 +55,7 @@ async def test_readiness_is_503_when_the_schema_is_not_the_expected_one(
 
 
 async def test_readiness_is_503_when_the_database_is_unreachable(server: Server, http: aiohttp.ClientSession) -> None:
-    await server.app[keys.POOL].close()
+    await server.app[state.POOL].close()
     status, body = await _get(http, server.url + health.READINESS_PATH)
     assert status == 503
     assert body["status"] == "unavailable"

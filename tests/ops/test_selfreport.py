@@ -19,7 +19,7 @@ from aiohttp import web
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from app import keys
+from app import state
 from app.ingest.writer import PendingEvent
 from app.selfreport import FILTERED, init_self_reporting, own_project_id
 from tests import conftest
@@ -146,7 +146,7 @@ async def test_failures_while_storing_errgates_own_reports_are_not_reported(
                 logging.getLogger("errgate.writer").error("storage failed", extra={"events": 1})
                 raise RuntimeError("storage is broken")
 
-            monkeypatch.setattr(app[keys.WRITER], "write", broken_write)
+            monkeypatch.setattr(app[state.WRITER], "write", broken_write)
 
             async def send(project: TrackedProject, **how: Any) -> int:
                 body = event_envelope(exception_event())

@@ -3,7 +3,7 @@ when the database is unreachable, both with the integer ``Retry-After`` that Sen
 
 from __future__ import annotations
 
-from app.errors import HTTPProblem
+from app.problems import HTTPProblem
 
 RETRY_AFTER_OVERLOADED = 1
 RETRY_AFTER_UNAVAILABLE = 5

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
-from app.keys import REQUEST_ID
+from app.state import REQUEST_ID
 
 log = logging.getLogger("errgate.errors")
 

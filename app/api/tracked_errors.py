@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app import keys
+from app import state
 from app.api import entities
 from app.api.access import DEVELOPER, REPORTER, project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import path_id, read_params
-from app.db import errors
-from app.errors import HTTPProblem, json_response
+from app.db import tracked_errors
+from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 ERRORS_PATH = r"/api/v4/projects/{id}/error_tracking/errors"
@@ -29,16 +29,16 @@ def _not_found() -> HTTPProblem:
 async def list_errors(request: web.Request) -> web.Response:
     access = await project_access(request, REPORTER)
     params = await read_params(request)
-    status = params.string("status", choices=errors.STATUSES)
+    status = params.string("status", choices=tracked_errors.STATUSES)
     page = page_from(params)
-    total, rows = await errors.list_errors(request.app[keys.POOL], access.project_id, status, page.size, page.offset)
+    total, rows = await tracked_errors.list_errors(request.app[state.POOL], access.project_id, status, page.size, page.offset)
     return paginated(request, page, total, [entities.error(r) for r in rows])
 
 
 @routes.get(ERRORS_PATH + r"/{error_id}")
 async def show_error(request: web.Request) -> web.Response:
     access = await project_access(request, REPORTER)
-    row = await errors.error(request.app[keys.POOL], access.project_id, path_id(request, "error_id", "404 Error Not Found"))
+    row = await tracked_errors.error(request.app[state.POOL], access.project_id, path_id(request, "error_id", "404 Error Not Found"))
     if row is None:
         raise _not_found()
     return json_response(entities.error(row))
@@ -49,9 +49,9 @@ async def update_error(request: web.Request) -> web.Response:
     access = await project_access(request, DEVELOPER)
     error_id = path_id(request, "error_id", "404 Error Not Found")
     params = await read_params(request)
-    status = params.string("status", required=True, choices=errors.STATUSES)
+    status = params.string("status", required=True, choices=tracked_errors.STATUSES)
     params.done()
-    row = await errors.set_status(request.app[keys.POOL], access.project_id, error_id, status)
+    row = await tracked_errors.set_status(request.app[state.POOL], access.project_id, error_id, status)
     if row is None:
         raise _not_found()
     return json_response(entities.error(row))
