@@ -1,136 +1,119 @@
-"""Configuration: read once from the environment into an immutable object, validated at start.
-
-Every setting is an ``ERRGATE_*`` variable (plus ``DATABASE_URL`` and ``SENTRY_DSN``).
-A bad value raises :class:`ConfigError` naming the variable. Tests build a
-:class:`Settings` from a plain dict instead of touching ``os.environ``.
-"""
+"""Configuration: one table of settings (variable, parser, default, meaning), read once from a given environment."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import pwd
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MiB = 1024 * 1024
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
-T = TypeVar("T")
+Env = Mapping[str, str]
 
 
 class ConfigError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 
 
-def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "errgate"
+class _Invalid(ValueError):
+    """A parser's complaint about a value; ``Settings.from_env`` puts the variable's name in front."""
+
+
+# Parsers: called with the stripped, non-blank value and the environment it came from.
 
 
 @dataclass(frozen=True)
-class Settings:
-    database_url: str | None = None
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    external_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
-    data_dir: Path = field(default_factory=_default_data_dir)
-    root_token: str | None = None
-    log_level: str = "info"
-    metrics_port: int | None = None
-    workers: int = 1
-    shutdown_grace_seconds: float = 20.0
-    db_pool_size: int = 10
-    db_timeout_seconds: float = 5.0
-    key_cache_ttl_seconds: float = 5.0
-    max_body_bytes: int = 20 * MiB
-    max_envelope_bytes: int = 200 * MiB
-    max_event_bytes: int = 1 * MiB
-    batch_max_events: int = 500
-    batch_max_wait_ms: float = 5.0
-    max_pending_events: int = 20_000
-    event_retention_days: int = 90
-    max_events_per_error: int | None = None
-    sentry_dsn: str | None = None
+class Text:
+    """Text as given, refused when ``check`` names a problem with it."""
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
-        reader = _Reader(env)
-        host = reader.text("ERRGATE_HOST", DEFAULT_HOST)
-        port = reader.integer("ERRGATE_PORT", DEFAULT_PORT, 1, 65535)
-        public_host = "localhost" if host in ("0.0.0.0", "::", "") else host
-        return cls(
-            database_url=reader.optional("DATABASE_URL", _check_database_url),
-            host=host,
-            port=port,
-            external_url=reader.text("ERRGATE_EXTERNAL_URL", f"http://{public_host}:{port}", _check_external_url),
-            data_dir=Path(reader.text("ERRGATE_DATA_DIR", str(_default_data_dir()))).expanduser(),
-            root_token=reader.optional("ERRGATE_ROOT_TOKEN", _check_root_token),
-            log_level=reader.text("ERRGATE_LOG_LEVEL", "info", _check_log_level).lower(),
-            metrics_port=reader.optional_integer("ERRGATE_METRICS_PORT", 1, 65535),
-            workers=reader.integer("ERRGATE_WORKERS", 1, 1, 64),
-            shutdown_grace_seconds=reader.number("ERRGATE_SHUTDOWN_GRACE_SECONDS", 20.0, 0, 3600),
-            db_pool_size=reader.integer("ERRGATE_DB_POOL_SIZE", 10, 2, 500),
-            db_timeout_seconds=reader.number("ERRGATE_DB_TIMEOUT_SECONDS", 5.0, 0.1, 300),
-            key_cache_ttl_seconds=reader.number("ERRGATE_KEY_CACHE_TTL_SECONDS", 5.0, 0, 300),
-            max_body_bytes=reader.integer("ERRGATE_MAX_BODY_BYTES", 20 * MiB, 1024, 1 << 40),
-            max_envelope_bytes=reader.integer("ERRGATE_MAX_ENVELOPE_BYTES", 200 * MiB, 1024, 1 << 40),
-            max_event_bytes=reader.integer("ERRGATE_MAX_EVENT_BYTES", 1 * MiB, 1024, 1 << 40),
-            batch_max_events=reader.integer("ERRGATE_BATCH_MAX_EVENTS", 500, 1, 100_000),
-            batch_max_wait_ms=reader.number("ERRGATE_BATCH_MAX_WAIT_MS", 5.0, 0, 10_000),
-            max_pending_events=reader.integer("ERRGATE_MAX_PENDING_EVENTS", 20_000, 1, 10_000_000),
-            event_retention_days=reader.integer("ERRGATE_EVENT_RETENTION_DAYS", 90, 1, 36_500),
-            max_events_per_error=reader.optional_integer("ERRGATE_MAX_EVENTS_PER_ERROR", 1, 1 << 40),
-            sentry_dsn=reader.optional("SENTRY_DSN", _check_sentry_dsn),
-        )
+    check: Callable[[str], str | None] | None = None
+
+    def __call__(self, raw: str, env: Env) -> str:
+        problem = self.check(raw) if self.check else None
+        if problem:
+            raise _Invalid(problem)
+        return raw
 
 
-class _Reader:
-    """Typed access to an environment mapping; every failure names the variable."""
+@dataclass(frozen=True)
+class OneOf:
+    """One word of ``choices`` in any case, read as lower case."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
+    choices: tuple[str, ...]
 
-    def _raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
+    def __call__(self, raw: str, env: Env) -> str:
+        if raw.lower() not in self.choices:
+            raise _Invalid(f"expected one of {', '.join(self.choices)}, got {raw!r}")
+        return raw.lower()
 
-    def optional(self, name: str, check: Callable[[str], str | None] | None = None) -> str | None:
-        value = self._raw(name)
-        if value is not None and check is not None:
-            problem = check(value)
-            if problem:
-                raise ConfigError(f"{name}: {problem}")
-        return value
 
-    def text(self, name: str, default: str, check: Callable[[str], str | None] | None = None) -> str:
-        value = self.optional(name, check)
-        return default if value is None else value
+@dataclass(frozen=True)
+class Number:
+    """A number, fractions allowed, from ``low`` to ``high``, both included."""
 
-    def _parse(self, name: str, parse: Callable[[str], T], low: float, high: float, kind: str) -> T | None:
-        raw = self._raw(name)
-        if raw is None:
-            return None
+    low: float
+    high: float
+    convert: ClassVar[Callable[[str], Any]] = float
+    kind: ClassVar[str] = "a number"
+
+    def __call__(self, raw: str, env: Env) -> Any:
         try:
-            value = parse(raw)
+            value = self.convert(raw)
         except ValueError:
-            raise ConfigError(f"{name}: expected {kind}, got {raw!r}") from None
-        if not low <= value <= high:  # type: ignore[operator]
-            raise ConfigError(f"{name}: must be between {low} and {high}, got {raw!r}")
+            raise _Invalid(f"expected {self.kind}, got {raw!r}") from None
+        if not self.low <= value <= self.high:
+            raise _Invalid(f"must be between {self.low} and {self.high}, got {raw!r}")
         return value
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        value = self._parse(name, int, low, high, "an integer")
-        return default if value is None else value
 
-    def optional_integer(self, name: str, low: int, high: int) -> int | None:
-        return self._parse(name, int, low, high, "an integer")
+@dataclass(frozen=True)
+class Integer(Number):
+    """A whole number from ``low`` to ``high``, both included."""
 
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        value = self._parse(name, float, low, high, "a number")
-        return default if value is None else value
+    low: int
+    high: int
+    convert = int
+    kind = "an integer"
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A directory; a leading ``~`` is the given environment's home."""
+
+    def __call__(self, raw: str, env: Env) -> Path:
+        if raw == "~" or raw.startswith("~/"):
+            return Path(_home(env) + raw[1:])
+        return Path(raw).expanduser()  # ``~user`` reads the account database, not the environment
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default computed from the environment and the settings declared before it."""
+
+    compute: Callable[[Env, Mapping[str, Any]], Any]
+
+
+def _home(env: Env) -> str:
+    # Without HOME in the given environment, the account's home directory, as a login shell would set it.
+    return env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+
+
+def _data_dir(env: Env, settings: Mapping[str, Any]) -> Path:
+    # XDG's data directory, read from the given environment so that tests and tools control it.
+    base = env.get("XDG_DATA_HOME") or os.path.join(_home(env), ".local", "share")
+    return Path(base) / "errgate"
+
+
+def _external_url(env: Env, settings: Mapping[str, Any]) -> str:
+    # A wildcard address is not one a client can connect to: DSNs then name this machine as localhost.
+    host = "localhost" if settings["host"] in ("0.0.0.0", "::") else settings["host"]
+    return f"http://{host}:{settings['port']}"
 
 
 def _check_database_url(value: str) -> str | None:
@@ -152,12 +135,6 @@ def _check_root_token(value: str) -> str | None:
     return None
 
 
-def _check_log_level(value: str) -> str | None:
-    if value.lower() not in ("debug", "info", "warning", "error", "critical"):
-        return f"expected one of debug, info, warning, error, critical, got {value!r}"
-    return None
-
-
 def _check_sentry_dsn(value: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
@@ -165,3 +142,109 @@ def _check_sentry_dsn(value: str) -> str | None:
     if not parts.path.rstrip("/").rpartition("/")[2].isdigit():
         return "the DSN must end with a numeric project id"
     return None
+
+
+def setting(variable: str, parse: Callable[[str, Env], Any], default: Any, meaning: str, shown: str | None = None) -> Any:
+    """One row of the configuration table, declared as the attribute of :class:`Settings` it fills.
+
+    ``meaning`` is the row's one line in the README; ``shown`` is the README's default when it
+    is not the value itself (a derived default, or what an unset variable means).
+    """
+    row = {"variable": variable, "parse": parse, "default": default, "meaning": meaning, "shown": shown}
+    if isinstance(default, Derived):
+        # A Settings built directly gets what an empty environment gives.
+        return field(default_factory=lambda: default.compute({}, _plain_defaults()), metadata=row)
+    return field(default=default, metadata=row)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of errgate. Each attribute's declaration is its row of the configuration table."""
+
+    # A new setting is one more declaration here; the README's Configuration table must gain the
+    # same row (tests/test_readme.py compares them).
+
+    database_url: str | None = setting("DATABASE_URL", Text(_check_database_url), None,
+                                       "`postgresql://` URL of the database", shown="unset: embedded PostgreSQL")
+    host: str = setting("ERRGATE_HOST", Text(), DEFAULT_HOST, "address to listen on (`0.0.0.0` in containers)")
+    port: int = setting("ERRGATE_PORT", Integer(1, 65535), DEFAULT_PORT, "HTTP port (API, collector, probes, metrics)")
+    external_url: str = setting("ERRGATE_EXTERNAL_URL", Text(_check_external_url), Derived(_external_url),
+                                "base URL used to build DSNs (a path prefix is kept)", shown="`http://{host}:{port}`")
+    data_dir: Path = setting("ERRGATE_DATA_DIR", Directory(), Derived(_data_dir),
+                             "embedded PostgreSQL data (only without `DATABASE_URL`)",
+                             shown="`$XDG_DATA_HOME/errgate`, else `~/.local/share/errgate`")
+    root_token: str | None = setting("ERRGATE_ROOT_TOKEN", Text(_check_root_token), None,
+                                     "makes sure an administrator `root` with this token exists")
+    log_level: str = setting("ERRGATE_LOG_LEVEL", OneOf(LOG_LEVELS), "info", "`debug`, `info`, `warning`, `error`, `critical`")
+    metrics_port: int | None = setting("ERRGATE_METRICS_PORT", Integer(1, 65535), None,
+                                       "serve `/metrics` on this port instead of the main one")
+    workers: int = setting("ERRGATE_WORKERS", Integer(1, 64), 1,
+                           "worker processes sharing the port (SO_REUSEPORT); `errgate serve --workers N`")
+    shutdown_grace_seconds: float = setting("ERRGATE_SHUTDOWN_GRACE_SECONDS", Number(0, 3600), 20.0,
+                                            "on SIGTERM, how long in-flight requests may take")
+    db_pool_size: int = setting("ERRGATE_DB_POOL_SIZE", Integer(2, 500), 10, "connections per worker")
+    db_timeout_seconds: float = setting("ERRGATE_DB_TIMEOUT_SECONDS", Number(0.1, 300), 5.0,
+                                        "longest wait for PostgreSQL on the ingest path and in readiness; "
+                                        "then 503 with `Retry-After`")
+    key_cache_ttl_seconds: float = setting("ERRGATE_KEY_CACHE_TTL_SECONDS", Number(0, 300), 5.0,
+                                           "how long a client key decision is cached "
+                                           "(changes also notify every replica at once)")
+    max_body_bytes: int = setting("ERRGATE_MAX_BODY_BYTES", Integer(1024, 1 << 40), 20 * MiB,
+                                  "largest request body as sent (20 MiB), else 413")
+    max_envelope_bytes: int = setting("ERRGATE_MAX_ENVELOPE_BYTES", Integer(1024, 1 << 40), 200 * MiB,
+                                      "largest decompressed envelope (200 MiB), else 413")
+    max_event_bytes: int = setting("ERRGATE_MAX_EVENT_BYTES", Integer(1024, 1 << 40), 1 * MiB,
+                                   "largest event item (1 MiB), else 413")
+    batch_max_events: int = setting("ERRGATE_BATCH_MAX_EVENTS", Integer(1, 100_000), 500, "events per commit at most")
+    batch_max_wait_ms: float = setting("ERRGATE_BATCH_MAX_WAIT_MS", Number(0, 10_000), 5.0,
+                                       "how long a batch that starts while the writer is idle waits to fill; "
+                                       "batches that queued behind a commit go at once")
+    max_pending_events: int = setting("ERRGATE_MAX_PENDING_EVENTS", Integer(1, 10_000_000), 20_000,
+                                      "events waiting for commit per worker before 429")
+    event_retention_days: int = setting("ERRGATE_EVENT_RETENTION_DAYS", Integer(1, 36_500), 90,
+                                        "events older than this are dropped, a whole day partition at a time")
+    max_events_per_error: int | None = setting("ERRGATE_MAX_EVENTS_PER_ERROR", Integer(1, 1 << 40), None,
+                                               "stored events per error at most; later events are acknowledged, "
+                                               "move `last_seen_at`, and are not stored "
+                                               "(the cap may be passed by one batch)")
+    sentry_dsn: str | None = setting("SENTRY_DSN", Text(_check_sentry_dsn), None,
+                                     "report errgate's own unhandled exceptions to this DSN (see \"Self-reporting\")")
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> Settings:
+        """Every setting from ``env`` (the process environment when None), reading nothing else.
+
+        A blank value is the same as an unset one. A bad value raises :class:`ConfigError`
+        naming its variable.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for row in TABLE:
+            raw = (env.get(row.variable) or "").strip()
+            if not raw:
+                values[row.name] = row.default.compute(env, values) if isinstance(row.default, Derived) else row.default
+                continue
+            try:
+                values[row.name] = row.parse(raw, env)
+            except _Invalid as problem:
+                raise ConfigError(f"{row.variable}: {problem}") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A row of the configuration table: the attribute, its variable, parser, default and meaning."""
+
+    name: str
+    variable: str
+    parse: Callable[[str, Env], Any]
+    default: Any
+    meaning: str
+    shown: str | None
+
+
+TABLE: tuple[Setting, ...] = tuple(Setting(name=f.name, **f.metadata) for f in fields(Settings))
+
+
+def _plain_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(Settings) if f.default is not MISSING}

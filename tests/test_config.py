@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, Settings
+from app.config import TABLE, ConfigError, Derived, Number, Settings
 
 
 def test_defaults() -> None:
@@ -20,9 +20,31 @@ def test_defaults() -> None:
     assert settings.data_dir.name == "errgate"
 
 
-def test_default_data_dir_follows_xdg(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    assert Settings.from_env({}).data_dir == tmp_path / "errgate"
+def test_default_data_dir_follows_xdg(tmp_path) -> None:
+    assert Settings.from_env({"XDG_DATA_HOME": str(tmp_path)}).data_dir == tmp_path / "errgate"
+
+
+def test_default_data_dir_is_under_home_without_xdg(tmp_path) -> None:
+    assert Settings.from_env({"HOME": str(tmp_path)}).data_dir == tmp_path / ".local" / "share" / "errgate"
+
+
+def test_data_dir_home_is_the_given_environments(tmp_path) -> None:
+    settings = Settings.from_env({"HOME": str(tmp_path), "ERRGATE_DATA_DIR": "~/pg"})
+    assert settings.data_dir == tmp_path / "pg"
+
+
+def test_only_the_given_mapping_is_read(monkeypatch, tmp_path) -> None:
+    for name, value in {"XDG_DATA_HOME": "/elsewhere", "HOME": "/nowhere", "ERRGATE_PORT": "9999"}.items():
+        monkeypatch.setenv(name, value)
+    given = Settings.from_env({"HOME": str(tmp_path)})
+    assert (given.port, given.data_dir) == (8080, tmp_path / ".local" / "share" / "errgate")
+    # Without a mapping, the process environment is the one given.
+    process = Settings.from_env()
+    assert (process.port, process.data_dir) == (9999, Path("/elsewhere/errgate"))
+
+
+def test_settings_built_directly_have_an_empty_environments_defaults() -> None:
+    assert Settings() == Settings.from_env({})
 
 
 def test_settings_are_immutable() -> None:
@@ -115,3 +137,52 @@ def test_database_timeout_is_read() -> None:
     assert Settings.from_env({"ERRGATE_DB_TIMEOUT_SECONDS": "2.5"}).db_timeout_seconds == 2.5
     with pytest.raises(ConfigError, match="ERRGATE_DB_TIMEOUT_SECONDS"):
         Settings.from_env({"ERRGATE_DB_TIMEOUT_SECONDS": "soon"})
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("ERRGATE_PORT", "abc", "ERRGATE_PORT: expected an integer, got 'abc'"),
+        ("ERRGATE_PORT", "70000", "ERRGATE_PORT: must be between 1 and 65535, got '70000'"),
+        ("ERRGATE_DB_TIMEOUT_SECONDS", "0.05", "ERRGATE_DB_TIMEOUT_SECONDS: must be between 0.1 and 300, got '0.05'"),
+        ("ERRGATE_BATCH_MAX_WAIT_MS", "soon", "ERRGATE_BATCH_MAX_WAIT_MS: expected a number, got 'soon'"),
+        ("ERRGATE_LOG_LEVEL", "loud",
+         "ERRGATE_LOG_LEVEL: expected one of debug, info, warning, error, critical, got 'loud'"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL: expected a postgresql:// URL"),
+        ("ERRGATE_ROOT_TOKEN", "short", "ERRGATE_ROOT_TOKEN: must be at least 20 characters long"),
+    ],
+)
+def test_error_messages(name, value, message) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({name: value})
+    assert str(raised.value) == message
+
+
+def test_every_attribute_has_one_row_and_every_variable_one_attribute() -> None:
+    assert [row.name for row in TABLE] == [f.name for f in dataclasses.fields(Settings)]
+    variables = [row.variable for row in TABLE]
+    assert len(set(variables)) == len(variables)
+    assert all(v.startswith("ERRGATE_") or v in ("DATABASE_URL", "SENTRY_DSN") for v in variables)
+    assert all(row.meaning.strip() and "\n" not in row.meaning for row in TABLE)
+
+
+PLAIN = [row for row in TABLE if row.default is not None and not isinstance(row.default, Derived)]
+
+
+@pytest.mark.parametrize("row", PLAIN, ids=lambda row: row.variable)
+def test_each_default_is_a_value_its_parser_accepts(row) -> None:
+    assert row.parse(str(row.default), {}) == row.default
+    assert getattr(Settings.from_env({row.variable: str(row.default)}), row.name) == row.default
+
+
+BOUNDED = [row for row in TABLE if isinstance(row.parse, Number)]
+
+
+@pytest.mark.parametrize("row", BOUNDED, ids=lambda row: row.variable)
+def test_bounds_are_inclusive_and_enforced(row) -> None:
+    low, high = row.parse.low, row.parse.high
+    for inside in (low, high):
+        assert getattr(Settings.from_env({row.variable: str(inside)}), row.name) == inside
+    for outside in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match=f"^{row.variable}: must be between {low} and {high}, got"):
+            Settings.from_env({row.variable: str(outside)})
