@@ -1,8 +1,10 @@
-"""The README's Configuration table against ``app.config``'s table of settings."""
+"""The README's tables against the code: configuration against ``app.config``, module paths against the tree."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from app.config import TABLE, Setting
 
@@ -44,4 +46,22 @@ def test_configuration_table_is_the_settings_table() -> None:
 def test_table_rows_are_read_cell_by_cell() -> None:
     text = "intro\n\n| a | b |\n|---|---|\n| `X` | one |\n| `Y` | two words |\n\nafter | not a row\n"
     assert table_rows(text) == [["`X`", "one"], ["`Y`", "two words"]]
+
+
+def module_paths() -> list[str]:
+    """Every backticked path in the second column of the README's "Where things are" table."""
+    paths = []
+    for cells in table_rows(section("Where things are")):
+        paths += cells[1].split("`")[1::2]
+    return paths
+
+
+def test_where_things_are_names_some_modules() -> None:
+    assert len(module_paths()) >= 10
+
+
+@pytest.mark.parametrize("path", module_paths())
+def test_where_things_are_names_paths_that_exist(path: str) -> None:
+    matches = list(ROOT.glob(path))
+    assert matches, f"README's 'Where things are' names {path}, which does not exist"
 
