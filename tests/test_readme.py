@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,8 @@ def test_where_things_are_names_paths_that_exist(path: str) -> None:
     matches = list(ROOT.glob(path))
     assert matches, f"README's 'Where things are' names {path}, which does not exist"
 
+
+def test_relative_links_lead_to_files() -> None:
+    links = re.findall(r"\]\(([^)#:]+)\)", README.read_text(encoding="utf-8"))
+    assert links, "no relative link found"
+    assert [link for link in links if not (ROOT / link).exists()] == []
