@@ -1,4 +1,4 @@
-"""The README's tables against the code: configuration against ``app.config``, module paths against the tree."""
+"""The README against the code: its Configuration table against ``app.config``, the paths and links it names against the tree."""
 
 from __future__ import annotations
 
