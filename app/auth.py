@@ -22,6 +22,7 @@ from app.problems import HTTPProblem
 TOKEN_PREFIX = "glpat-"
 SCOPES = ("api", "read_api")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+QUERY_TOKEN_PARAMS = ("private_token", "access_token")  # query parameters that may carry a token
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ def token_from_request(request: web.Request) -> str | None:
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query.get("private_token") or request.query.get("access_token") or None
+    return next((request.query[name] for name in QUERY_TOKEN_PARAMS if request.query.get(name)), None)
 
 
 def _unauthorized() -> HTTPProblem:

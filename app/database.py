@@ -19,12 +19,14 @@ log = logging.getLogger("errgate.database")
 
 
 async def prepare(conn: asyncpg.Connection, settings: Settings) -> list[migrations.Migration]:
-    """Bring the database up to date: migrations, partitions, and the root user when configured.
-    Returns the migrations this call applied."""
+    """Bring the database up to date: migrations, partitions, and the root user when configured
+    (tokens made from a previous ``ERRGATE_ROOT_TOKEN`` are revoked). Returns the migrations applied."""
     applied = await migrations.migrate(conn)
     await partitions.maintain(conn, settings.event_retention_days)
     if settings.root_token:
-        await users.ensure_root(conn, token_digest(settings.root_token))
+        revoked = await users.ensure_root(conn, token_digest(settings.root_token))
+        if revoked:
+            log.info("ERRGATE_ROOT_TOKEN changed: tokens from its previous values revoked", extra={"revoked": revoked})
     return applied
 
 

@@ -38,6 +38,14 @@ def split_project_path(path_with_namespace: str) -> tuple[str, str]:
     return "/".join(segments[:-1]), segments[-1]
 
 
+def require_creatable(path_with_namespace: str, username: str, is_admin: bool) -> None:
+    """A user who is not an administrator creates projects only directly in their personal
+    namespace (``username/app``); elsewhere GitLab's answer is 400 ``namespace is not valid``."""
+    namespace, _ = split_project_path(path_with_namespace)
+    if not is_admin and namespace.lower() != username.lower():
+        raise HTTPProblem(400, {"message": {"namespace": ["is not valid"]}})
+
+
 async def create_project(
     pool: asyncpg.Pool, path_with_namespace: str, name: str | None, description: str | None, creator_id: int | None
 ) -> asyncpg.Record:
@@ -61,6 +69,31 @@ async def add_member(pool: asyncpg.Pool, project_id: int, user_id: int, access_l
     if not await projects.add_member(pool, project_id, user_id, access_level):
         raise HTTPProblem.gitlab(409, "Member already exists")
     return await projects.member(pool, project_id, user_id)
+
+
+async def change_member(
+    pool: asyncpg.Pool, project_id: int, user_id: int, access_level: int | None, *, may_manage_owners: bool
+) -> asyncpg.Record | None:
+    """Give a member ``access_level``, or remove them when it is None; returns the changed member.
+
+    One transaction that first locks the project's Owners, so two changes that each leave another
+    Owner cannot together leave none. Not a member: 404. Touching the Owner role without
+    ``may_manage_owners``, or taking it from the last Owner (administrators too): 403, as GitLab.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        owners = await projects.lock_owners(conn, project_id)
+        current = await projects.member(conn, project_id, user_id, lock=True)
+        if current is None:
+            raise HTTPProblem.gitlab(404, "404 Member Not Found")
+        if projects.OWNER in (access_level, current["access_level"]) and not may_manage_owners:
+            raise HTTPProblem.gitlab(403, "403 Forbidden")
+        if access_level != projects.OWNER and owners == [user_id]:
+            raise HTTPProblem.gitlab(403, "403 Forbidden")
+        if access_level is None:
+            await projects.remove_member(conn, project_id, user_id)
+            return None
+        await projects.update_member(conn, project_id, user_id, access_level)
+        return await projects.member(conn, project_id, user_id)
 
 
 async def create_token(

@@ -14,7 +14,7 @@ import signal
 
 from aiohttp import web
 
-from app import health, state, selfreport
+from app import headers, health, state, selfreport
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
 from app.database import database_ctx
@@ -45,6 +45,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)
     app[state.SETTINGS] = settings
     app[state.METRICS] = metrics or Metrics()
+    headers.install(app)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(ingest_ctx)
     health.setup_routes(app, with_metrics=settings.metrics_port is None)
@@ -56,6 +57,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
 def create_metrics_app(metrics: Metrics) -> web.Application:
     app = web.Application()
     app[state.METRICS] = metrics
+    headers.install(app)
     app.router.add_get(health.METRICS_PATH, health.metrics)
     return app
 

@@ -1,4 +1,8 @@
-"""``/api/v4/projects/:id/members``: who can do what in a project (GitLab access levels 10–50)."""
+"""``/api/v4/projects/:id/members``: who can do what in a project (GitLab access levels 10–50).
+
+Maintainers manage members below Owner; only Owners and administrators grant, change or take
+the Owner role, and nobody takes it from a project's last Owner (403, as GitLab).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +20,9 @@ routes = web.RouteTableDef()
 VALID_LEVELS = tuple(ACCESS_LEVELS.values())
 
 
-def _check_grant(access: ProjectAccess, level: int) -> None:
-    """Only an Owner (or an administrator) may grant or change the Owner role."""
-    if level == OWNER and access.access_level < OWNER:
-        raise HTTPProblem.gitlab(403, "403 Forbidden")
+def _manages_owners(access: ProjectAccess) -> bool:
+    """Owners and administrators (whose access counts as Owner)."""
+    return access.access_level >= OWNER
 
 
 @routes.get(r"/api/v4/projects/{id}/members")
@@ -38,7 +41,8 @@ async def add_member(request: web.Request) -> web.Response:
     user_id = params.integer("user_id", required=True)
     level = params.integer("access_level", required=True, choices=VALID_LEVELS)
     params.done()
-    _check_grant(access, level)
+    if level == OWNER and not _manages_owners(access):
+        raise HTTPProblem.gitlab(403, "403 Forbidden")
     row = await identity.add_member(request.app[state.POOL], access.project_id, user_id, level)
     return json_response(entities.member(row, request.app[state.SETTINGS].external_url), 201)
 
@@ -50,13 +54,9 @@ async def update_member(request: web.Request) -> web.Response:
     params = await read_params(request)
     level = params.integer("access_level", required=True, choices=VALID_LEVELS)
     params.done()
-    pool = request.app[state.POOL]
-    current = await projects.member(pool, access.project_id, user_id)
-    if current is None:
-        raise HTTPProblem.gitlab(404, "404 Member Not Found")
-    _check_grant(access, max(level, current["access_level"]))
-    await projects.update_member(pool, access.project_id, user_id, level)
-    row = await projects.member(pool, access.project_id, user_id)
+    row = await identity.change_member(
+        request.app[state.POOL], access.project_id, user_id, level, may_manage_owners=_manages_owners(access)
+    )
     return json_response(entities.member(row, request.app[state.SETTINGS].external_url))
 
 
@@ -64,10 +64,7 @@ async def update_member(request: web.Request) -> web.Response:
 async def remove_member(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
     user_id = path_id(request, "user_id", "404 Member Not Found")
-    pool = request.app[state.POOL]
-    current = await projects.member(pool, access.project_id, user_id)
-    if current is None:
-        raise HTTPProblem.gitlab(404, "404 Member Not Found")
-    _check_grant(access, current["access_level"])
-    await projects.remove_member(pool, access.project_id, user_id)
+    await identity.change_member(
+        request.app[state.POOL], access.project_id, user_id, None, may_manage_owners=_manages_owners(access)
+    )
     return web.Response(status=204)

@@ -1,19 +1,28 @@
-"""GitLab's offset pagination: ``page``/``per_page`` in, ``X-Total``, ``X-Next-Page``… and ``Link`` out."""
+"""GitLab's offset pagination: ``page``/``per_page`` in, ``X-Total``, ``X-Next-Page``… and ``Link`` out.
+
+As GitLab builds them from its configured host, the ``Link`` addresses start with
+``ERRGATE_EXTERNAL_URL``, never with the request's ``Host`` header (which the client chooses),
+and they do not repeat a token sent in the query.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from app import state
 from app.api.params import Params
+from app.auth import QUERY_TOKEN_PARAMS
 from app.problems import json_response
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
 MAX_PAGE = 10**9  # beyond this the SQL offset would overflow; such pages are refused
+_NOT_CARRIED = frozenset({"page", "per_page", *QUERY_TOKEN_PARAMS})  # query parameters links do not copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +60,18 @@ def paginated(request: web.Request, page: Page, total: int, items: list[Any]) ->
         "X-Next-Page": str(next_page or ""),
         "X-Prev-Page": str(prev_page or ""),
     }
+    base = _external_address(request)
+    kept = [(name, value) for name, value in request.query.items() if name not in _NOT_CARRIED]
     links = []
     for rel, number in (("prev", prev_page), ("next", next_page), ("first", 1), ("last", total_pages)):
         if number is not None:
-            url = request.url.update_query(page=str(number), per_page=str(page.size))
-            links.append(f'<{url}>; rel="{rel}"')
+            query = urlencode([*kept, ("page", str(number)), ("per_page", str(page.size))])
+            links.append(f'<{base}?{query}>; rel="{rel}"')
     headers["Link"] = ", ".join(links)
     return json_response(items, headers=headers)
+
+
+def _external_address(request: web.Request) -> str:
+    """The request's path (still percent-encoded) under ``ERRGATE_EXTERNAL_URL``, path prefix included."""
+    external = urlsplit(request.app[state.SETTINGS].external_url)
+    return f"{external.scheme}://{external.netloc}{external.path.rstrip('/')}{request.rel_url.raw_path}"

@@ -20,7 +20,8 @@ routes = web.RouteTableDef()
 async def create_project(request: web.Request) -> web.Response:
     """Accepts GitLab's ``name``/``path`` plus the namespace as a path (``namespace``, ``namespace_path``
     or ``namespace_id`` given as a path), or ``path_with_namespace`` directly. Without a namespace the
-    project goes to the caller's personal namespace. The creator becomes Owner."""
+    project goes to the caller's personal namespace, the only one where a user who is not an
+    administrator may create projects. The creator becomes Owner."""
     caller = await authenticate(request)
     params = await read_params(request)
     name = params.string("name")
@@ -33,6 +34,7 @@ async def create_project(request: web.Request) -> web.Response:
         if not (path or name):
             raise HTTPProblem.bad_params("name, path are missing, at least one parameter must be provided")
         full_path = f"{namespace or caller.username}/{path or name}"
+    identity.require_creatable(full_path, caller.username, caller.is_admin)
     row = await identity.create_project(request.app[state.POOL], full_path, name, description, caller.user_id)
     return json_response(entities.project(row, request.app[state.SETTINGS].external_url), 201)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 Executor = asyncpg.Pool | asyncpg.Connection
+OWNER = 50  # GitLab's access level of a project's Owner
 
 PROJECT_COLUMNS = "p.id, p.name, p.path, p.namespace_path, p.path_with_namespace, p.description, p.created_at"
 MEMBER_COLUMNS = "u.id, u.username, u.name, u.state, m.access_level, m.expires_at, m.created_at"
@@ -22,7 +23,8 @@ async def create_project(
         )
         if creator_id is not None:
             await db.execute(
-                "insert into members (project_id, user_id, access_level) values ($1, $2, 50)", row["id"], creator_id
+                "insert into members (project_id, user_id, access_level) values ($1, $2, $3)",
+                row["id"], creator_id, OWNER,
             )
         return row
 
@@ -71,12 +73,27 @@ async def list_members(db: Executor, project_id: int, limit: int, offset: int) -
     return total, rows
 
 
-async def member(db: Executor, project_id: int, user_id: int) -> asyncpg.Record | None:
+async def member(db: Executor, project_id: int, user_id: int, *, lock: bool = False) -> asyncpg.Record | None:
+    """The member, its row locked until the end of the transaction when ``lock``."""
     return await db.fetchrow(
         f"select {MEMBER_COLUMNS} from members m join users u on u.id = m.user_id "
-        "where m.project_id = $1 and m.user_id = $2",
+        f"where m.project_id = $1 and m.user_id = $2 {'for update of m' if lock else ''}",
         project_id, user_id,
     )
+
+
+async def lock_owners(db: asyncpg.Connection, project_id: int) -> list[int]:
+    """The user ids of the project's Owners, their rows locked until the end of the transaction.
+
+    Taken before any other member row of the project, in user id order, so concurrent changes
+    queue behind each other. One that waited re-reads the rows it locked: an Owner that the
+    change before it demoted or removed is not counted.
+    """
+    rows = await db.fetch(
+        "select user_id from members where project_id = $1 and access_level = $2 order by user_id for update",
+        project_id, OWNER,
+    )
+    return [r["user_id"] for r in rows]
 
 
 async def add_member(db: Executor, project_id: int, user_id: int, access_level: int) -> bool:

@@ -75,7 +75,8 @@ async def touch_token(db: Executor, token_id: int) -> None:
 
 
 async def ensure_root(db: asyncpg.Connection, digest: bytes) -> int:
-    """Make sure an administrator ``root`` exists and owns a token with ``digest``; returns root's id."""
+    """Make sure an administrator ``root`` exists and owns a valid token with ``digest``, made from
+    ``ERRGATE_ROOT_TOKEN``; tokens made from its previous values are revoked. Returns how many were."""
     async with db.transaction():
         await db.execute("select pg_advisory_xact_lock(hashtext('errgate.root'))")
         row = await user_by_username(db, "root")
@@ -83,10 +84,16 @@ async def ensure_root(db: asyncpg.Connection, digest: bytes) -> int:
             row = await create_user(db, "root", "Administrator", None, True)
         elif not row["is_admin"]:
             await db.execute("update users set is_admin = true where id = $1", row["id"])
-        await db.execute(
-            """insert into personal_access_tokens (user_id, name, token_digest, scopes)
-               values ($1, 'ERRGATE_ROOT_TOKEN', $2, '{api}')
-               on conflict (token_digest) do update set revoked = false, expires_at = null, user_id = excluded.user_id""",
+        token_id = await db.fetchval(
+            """insert into personal_access_tokens (user_id, name, token_digest, scopes, from_root_token)
+               values ($1, 'ERRGATE_ROOT_TOKEN', $2, '{api}', true)
+               on conflict (token_digest) do update
+               set revoked = false, expires_at = null, user_id = excluded.user_id, from_root_token = true
+               returning id""",
             row["id"], digest,
         )
-        return row["id"]
+        status = await db.execute(
+            "update personal_access_tokens set revoked = true where from_root_token and not revoked and id <> $1",
+            token_id,
+        )
+        return int(status.rpartition(" ")[2])

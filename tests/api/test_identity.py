@@ -215,11 +215,11 @@ async def members_of(pool, project_id: int) -> dict[int, int]:
 async def test_create_project_makes_the_creator_owner(api, world, pool) -> None:
     alice = await world.user("alice")
     token = await world.token(alice)
-    reply = await api.post("/projects", token=token, json={"path_with_namespace": "group/sub/app"})
+    reply = await api.post("/projects", token=token, json={"path_with_namespace": "alice/app"})
     assert reply.status == 201, reply.body
     body = reply.body
-    assert (body["path"], body["name"], body["path_with_namespace"]) == ("app", "app", "group/sub/app")
-    assert body["namespace"]["full_path"] == "group/sub"
+    assert (body["path"], body["name"], body["path_with_namespace"]) == ("app", "app", "alice/app")
+    assert body["namespace"]["full_path"] == "alice"
     assert await members_of(pool, body["id"]) == {alice["id"]: 50}
     members = await api.get(f"/projects/{body['id']}/members", token=token)
     assert [(m["id"], m["access_level"]) for m in members.body] == [(alice["id"], 50)]

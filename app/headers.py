@@ -1,0 +1,54 @@
+"""Headers errgate puts on every answer: ``X-Content-Type-Options``, a versionless ``Server``, ``Cache-Control``.
+
+They are set in ``on_response_prepare``, which aiohttp runs for every response of an application
+just before its headers go out: handlers' answers, the error middleware's, 404 and 405 of unknown
+routes, the collector's and ``/metrics``. ``Server`` names errgate without a version, so a scanner
+learns nothing about the Python or aiohttp release. The only answers no application sees are the
+400s aiohttp writes for requests it cannot parse; they get the same ``Server`` through aiohttp's
+default (they carry aiohttp's own short text and no ``X-Content-Type-Options``).
+
+``Cache-Control: no-store`` goes on the answers that carry a secret, so that no browser or proxy
+keeps a copy:
+
+- ``POST /api/v4/users/:user_id/personal_access_tokens``: the new token;
+- ``GET`` and ``POST /api/v4/projects/:id/error_tracking/client_keys``: public keys and their DSNs,
+  which are the collector's credentials.
+
+Error Tracking settings, users and members carry no secret.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web, web_response
+
+SERVER = "errgate"
+
+# (method, route pattern as aiohttp spells it)
+SECRET_ROUTES = frozenset(
+    {
+        ("POST", "/api/v4/users/{user_id}/personal_access_tokens"),
+        ("GET", "/api/v4/projects/{id}/error_tracking/client_keys"),
+        ("POST", "/api/v4/projects/{id}/error_tracking/client_keys"),
+    }
+)
+
+
+def _route_pattern(request: web.Request) -> str | None:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else None
+
+
+async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if (request.method, _route_pattern(request)) in SECRET_ROUTES:
+        response.headers["Cache-Control"] = "no-store"
+
+
+def install(app: web.Application) -> None:
+    """Put errgate's headers on every answer of ``app``."""
+    # aiohttp fills in ``Server`` from this module global when nobody set one: the only way to
+    # reach the answers to unparseable requests, which no application's signal sees.
+    web_response.SERVER_SOFTWARE = SERVER
+    app.on_response_prepare.append(_on_response_prepare)
