@@ -169,12 +169,12 @@ class Settings:
     host: str = setting("ERRGATE_HOST", Text(), DEFAULT_HOST, "address to listen on (`0.0.0.0` in containers)")
     port: int = setting("ERRGATE_PORT", Integer(1, 65535), DEFAULT_PORT, "HTTP port (API, collector, probes, metrics)")
     external_url: str = setting("ERRGATE_EXTERNAL_URL", Text(_check_external_url), Derived(_external_url),
-                                "base URL used to build DSNs (a path prefix is kept)", shown="`http://{host}:{port}`")
+                                "base URL of DSNs and `Link` headers (a path prefix is kept)", shown="`http://{host}:{port}`")
     data_dir: Path = setting("ERRGATE_DATA_DIR", Directory(), Derived(_data_dir),
                              "embedded PostgreSQL data (only without `DATABASE_URL`)",
                              shown="`$XDG_DATA_HOME/errgate`, else `~/.local/share/errgate`")
     root_token: str | None = setting("ERRGATE_ROOT_TOKEN", Text(_check_root_token), None,
-                                     "makes sure an administrator `root` with this token exists")
+                                     "makes sure an administrator `root` with this token exists; a new value revokes the old one's token")
     log_level: str = setting("ERRGATE_LOG_LEVEL", OneOf(LOG_LEVELS), "info", "`debug`, `info`, `warning`, `error`, `critical`")
     metrics_port: int | None = setting("ERRGATE_METRICS_PORT", Integer(1, 65535), None,
                                        "serve `/metrics` on this port instead of the main one")
