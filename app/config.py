@@ -53,6 +53,11 @@ class Settings:
     event_retention_days: int = 90
     max_events_per_error: int | None = None
     sentry_dsn: str | None = None
+    # The HTTP connection layer (app.protocol).
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keepalive_seconds: float = 75.0
+    max_connections: int = 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -84,6 +89,10 @@ class Settings:
             event_retention_days=reader.integer("ERRGATE_EVENT_RETENTION_DAYS", 90, 1, 36_500),
             max_events_per_error=reader.optional_integer("ERRGATE_MAX_EVENTS_PER_ERROR", 1, 1 << 40),
             sentry_dsn=reader.optional("SENTRY_DSN", _check_sentry_dsn),
+            header_timeout_seconds=reader.number("ERRGATE_HEADER_TIMEOUT_SECONDS", 10.0, 0.01, 3600),
+            body_timeout_seconds=reader.number("ERRGATE_BODY_TIMEOUT_SECONDS", 30.0, 0.01, 3600),
+            keepalive_seconds=reader.number("ERRGATE_KEEPALIVE_SECONDS", 75.0, 0.01, 86_400),
+            max_connections=reader.integer("ERRGATE_MAX_CONNECTIONS", 1024, 1, 1_000_000),
         )
 
 
