@@ -182,6 +182,20 @@ class Settings:
                            "worker processes sharing the port (SO_REUSEPORT); `errgate serve --workers N`")
     shutdown_grace_seconds: float = setting("ERRGATE_SHUTDOWN_GRACE_SECONDS", Number(0, 3600), 20.0,
                                             "on SIGTERM, how long in-flight requests may take")
+    # The HTTP connection layer (app/protocol.py).
+    header_timeout_seconds: float = setting("ERRGATE_HEADER_TIMEOUT_SECONDS", Number(0.01, 3600), 10.0,
+                                            "a request's line and headers must all arrive within this of their "
+                                            "first byte, else the connection is closed")
+    body_timeout_seconds: float = setting("ERRGATE_BODY_TIMEOUT_SECONDS", Number(0.01, 3600), 30.0,
+                                          "a request body that stops for this long (while errgate is reading) "
+                                          "is answered 408 and its connection closed")
+    keepalive_seconds: float = setting("ERRGATE_KEEPALIVE_SECONDS", Number(0.01, 86_400), 75.0,
+                                       "idle keep-alive connections are closed after this; keep it above the idle "
+                                       "timeout of a load balancer in front (nginx 60 s, AWS ALB 60 s; Google's "
+                                       "load balancers keep 600 s)")
+    max_connections: int = setting("ERRGATE_MAX_CONNECTIONS", Integer(1, 1_000_000), 1024,
+                                   "client connections per worker; past it a new connection replaces an idle "
+                                   "keep-alive one, or is closed at once when all are busy (see \"Slow clients\")")
     db_pool_size: int = setting("ERRGATE_DB_POOL_SIZE", Integer(2, 500), 10, "connections per worker")
     db_timeout_seconds: float = setting("ERRGATE_DB_TIMEOUT_SECONDS", Number(0.1, 300), 5.0,
                                         "longest wait for PostgreSQL on the ingest path and in readiness; "

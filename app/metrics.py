@@ -55,6 +55,21 @@ class Metrics:
         self.queue_depth = Gauge("errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r)
         self.pool_in_use = Gauge("errgate_db_pool_connections_in_use", "Database connections in use", registry=r)
         self.pool_size = Gauge("errgate_db_pool_connections", "Database connections open", registry=r)
+        self.connections_open = Gauge("errgate_connections_open", "Client connections held by this process", registry=r)
+        self.connections_timed_out = Counter(
+            "errgate_connections_timed_out",
+            "Client connections closed by a timeout: request head too slow, body stalled, idle keep-alive",
+            ["phase"], registry=r,
+        )
+        self.connections_refused = Counter(
+            "errgate_connections_refused", "Connections closed at once: ERRGATE_MAX_CONNECTIONS were busy", registry=r
+        )
+        self.connections_reclaimed = Counter(
+            "errgate_connections_reclaimed", "Idle keep-alive connections closed to make room for a new one", registry=r
+        )
+        self.unparsable_requests = Counter(
+            "errgate_http_unparsable_requests", "Requests the HTTP parser refused, by status", ["status"], registry=r
+        )
 
         # Labelled children, looked up once: labels() validates and locks on every call, and
         # these are counted on every request.
@@ -77,6 +92,13 @@ class Metrics:
             if len(self._item_children) < MAX_REMEMBERED_CHILDREN:
                 self._item_children[item_type] = child
         child.inc()
+
+    def timed_out(self, phase: str) -> None:
+        """``phase`` is ``headers``, ``body`` or ``keepalive``."""
+        self.connections_timed_out.labels(phase).inc()
+
+    def unparsable(self, status: int) -> None:
+        self.unparsable_requests.labels(str(status)).inc()
 
     def rejected(self, status: int) -> None:
         self.events_rejected.labels(REJECTION_REASONS.get(status, str(status))).inc()

@@ -23,6 +23,7 @@ from app.ingest.routes import setup_routes as setup_ingest_routes
 from app.ingest.service import ingest_ctx
 from app.metrics import Metrics
 from app.observe import observe_middleware
+from app.protocol import Runner, ensure_file_descriptors
 
 log = logging.getLogger("errgate.server")
 
@@ -62,11 +63,19 @@ def create_metrics_app(metrics: Metrics) -> web.Application:
     return app
 
 
-def make_runner(app: web.Application, shutdown_timeout: float = 20.0) -> web.AppRunner:
+def make_runner(
+    app: web.Application, shutdown_timeout: float = 20.0, settings: Settings | None = None
+) -> web.AppRunner:
     """The runner used by ``errgate serve`` and by the tests: request bodies are passed through
-    undecoded so that the collector decompresses them itself, as a bounded stream."""
-    return web.AppRunner(
-        app, auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    undecoded so that the collector decompresses them itself, as a bounded stream; connections
+    get the timeouts and limit of ``settings`` (by default the application's, see app.protocol).
+    aiohttp's access log is off: errgate writes its own (app.observe)."""
+    if settings is None:
+        settings = app[state.SETTINGS] if state.SETTINGS in app else Settings()
+    metrics = app[state.METRICS] if state.METRICS in app else Metrics()
+    return Runner(
+        app, settings, metrics,
+        auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout,
     )
 
 
@@ -83,7 +92,7 @@ async def start_sites(app: web.Application, settings: Settings) -> list[web.AppR
         runners.append(main)
         await web.TCPSite(main, settings.host, settings.port, reuse_port=reuse_port).start()
         if settings.metrics_port is not None:
-            metrics = web.AppRunner(create_metrics_app(app[state.METRICS]), access_log=None, handle_signals=False)
+            metrics = make_runner(create_metrics_app(app[state.METRICS]), settings.shutdown_grace_seconds, settings)
             await metrics.setup()
             runners.append(metrics)
             await web.TCPSite(metrics, settings.host, settings.metrics_port, reuse_port=reuse_port).start()
@@ -110,6 +119,7 @@ def tune_garbage_collector() -> None:
 
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
+    ensure_file_descriptors(settings)
     runners = await start_sites(app, settings)
     tune_garbage_collector()
     log.info("errgate listening", extra={"host": settings.host, "port": settings.port})
