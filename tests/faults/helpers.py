@@ -28,7 +28,7 @@ from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 from app.server import create_app
 from tests import conftest
-from tests.conftest import ROOT_TOKEN, Api
+from tests.conftest import ROOT_TOKEN, Api, connect
 from tests.conftest import test_settings as settings_for_tests
 from tests.ingest_http.helpers import (
     COLLECTOR,
@@ -59,15 +59,6 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str, i
 def fresh_database(base_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     """An empty database on the test server (errgate migrates it itself); dropped with force afterwards."""
     return conftest.fresh_database(base_url, "errgate_faults")
-
-
-@contextlib.asynccontextmanager
-async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def stored_event_ids(db: Any, project_id: int) -> Counter[str]:

@@ -8,7 +8,6 @@ import signal
 from tests.faults.helpers import (
     Load,
     assert_stored_once,
-    connect,
     counter_mismatches,
     envelope_url,
     error_counts,
@@ -20,6 +19,7 @@ from tests.faults.helpers import (
     tracked_project_over_http,
     wait_until,
 )
+from tests.conftest import connect
 from tests.process import errgate_process, readiness_status
 
 CLIENTS = 16

@@ -12,7 +12,6 @@ import aiohttp
 import psutil
 
 from tests.faults.helpers import (
-    connect,
     counter_mismatches,
     envelope_url,
     error_counts,
@@ -23,6 +22,7 @@ from tests.faults.helpers import (
     stored_event_ids,
     tracked_project_over_http,
 )
+from tests.conftest import connect
 from tests.process import errgate_process, readiness_status
 
 WORKERS = 2
