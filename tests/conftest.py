@@ -199,6 +199,12 @@ class Api:
 
 
 @pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
 async def api(server: Server) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(session, server.url)

@@ -1,22 +1,14 @@
-"""Fixtures of the operations tests: an HTTP session, and ``errgate serve`` run as a real process."""
+"""Fixtures of the operations tests: ``errgate serve`` run as a real process."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable
 
-import aiohttp
 import pytest
 
 from tests.process import ErrgateProcess, errgate_process as start_errgate, free_port
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 ProcessFactory = Callable[..., "contextlib.AbstractAsyncContextManager[ErrgateProcess]"]
 
