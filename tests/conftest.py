@@ -50,22 +50,26 @@ def base_database_url() -> str:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(base_url: str, prefix: str = "errgate_test") -> AsyncIterator[str]:
-    """An empty database of its own on the test server; dropped with force afterwards."""
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base_url)
+async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(url)
     try:
-        await admin.execute(f'create database "{name}"')
+        yield conn
     finally:
-        await admin.close()
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(base_url: str, prefix: str = "errgate_test", keep: bool = False) -> AsyncIterator[str]:
+    """An empty database of its own on the test server; dropped with force afterwards unless ``keep``."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    async with connect(base_url) as admin:
+        await admin.execute(f'create database "{name}"')
     try:
         yield _with_database(base_url, name)
     finally:
-        admin = await asyncpg.connect(base_url)
-        try:
-            await admin.execute(f'drop database if exists "{name}" with (force)')
-        finally:
-            await admin.close()
+        if not keep:
+            async with connect(base_url) as admin:
+                await admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 @contextlib.asynccontextmanager
@@ -88,11 +92,8 @@ def url_of(runner: web.AppRunner) -> str:
 @pytest.fixture(scope="session")
 async def database_url(base_database_url: str) -> AsyncIterator[str]:
     async with fresh_database(base_database_url) as url:
-        conn = await asyncpg.connect(url)
-        try:
+        async with connect(url) as conn:
             await migrations.migrate(conn)
-        finally:
-            await conn.close()
         yield url
 
 
@@ -195,6 +196,12 @@ class Api:
 
     async def delete(self, path: str, **kwargs: Any) -> Reply:
         return await self.request("DELETE", path, **kwargs)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from tests.bench import ceiling_figures, cpu_figures, parse_args, parse_cpus, wal_figures
+from tests.bench.figures import ceiling_figures, cpu_figures, wal_figures
+from tests.bench.options import parse_args
+from tests.bench.processes import parse_cpus
 
 
 def test_cpu_lists_are_parsed_and_cores_not_available_refused() -> None:

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from app.db import migrations
-from tests.conftest import fresh_database
+from tests.conftest import connect, fresh_database
 
 ISSUE_TABLES = {
     "projects",
@@ -31,11 +31,8 @@ async def fresh_database_url(base_database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def conn(fresh_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(fresh_database_url)
-    try:
+    async with connect(fresh_database_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 async def recorded_versions(conn: asyncpg.Connection) -> list[int]:

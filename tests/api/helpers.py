@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 UNAUTHORIZED = {"message": "401 Unauthorized"}
 FORBIDDEN = {"message": "403 Forbidden"}
@@ -40,3 +42,16 @@ def parse_link_header(value: str) -> dict[str, str]:
         url, _, rel = part.partition(";")
         links[rel.strip().removeprefix('rel="').removesuffix('"')] = url.strip().strip("<>")
     return links
+
+
+async def members_of(pool: Any, project_id: int) -> dict[int, int]:
+    """The project's members as stored: user id → access level."""
+    rows = await pool.fetch("select user_id, access_level from members where project_id = $1", project_id)
+    return {r["user_id"]: r["access_level"] for r in rows}
+
+
+async def token_id_of(pool: Any, token: str) -> int:
+    """The id of a stored token, found by its SHA-256 digest as errgate stores it."""
+    return await pool.fetchval(
+        "select id from personal_access_tokens where token_digest = $1", hashlib.sha256(token.encode()).digest()
+    )

@@ -1,9 +1,8 @@
-"""Helpers of the fault tests: free ports, throwaway databases, errgate run as a real process,
-an embedded PostgreSQL that can be stopped and started, and a load generator that records the
-answer to every event it sent.
+"""Helpers of the fault tests: throwaway databases, an embedded PostgreSQL that can be stopped and
+started, and a load generator that records the answer to every event it sent.
 
-Everything listens on loopback. Every process started here is killed by its own id (its own
-process group, so that ``--workers`` children go with it) and every database is dropped.
+Everything listens on loopback, every process started here is killed by its own id and every
+database is dropped. errgate as a real process is :mod:`tests.process`.
 """
 
 from __future__ import annotations
@@ -11,18 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -35,7 +28,7 @@ from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 from app.server import create_app
 from tests import conftest
-from tests.conftest import ROOT_TOKEN, Api
+from tests.conftest import ROOT_TOKEN, Api, connect
 from tests.conftest import test_settings as settings_for_tests
 from tests.ingest_http.helpers import (
     COLLECTOR,
@@ -48,14 +41,7 @@ from tests.ingest_http.helpers import (
     sentry_auth,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -70,23 +56,9 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str, i
 # --- databases ------------------------------------------------------------------------------
 
 
-def with_database(url: str, name: str) -> str:
-    """The same server (TCP, or Unix socket in ``?host=``), another database."""
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
 def fresh_database(base_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     """An empty database on the test server (errgate migrates it itself); dropped with force afterwards."""
     return conftest.fresh_database(base_url, "errgate_faults")
-
-
-@contextlib.asynccontextmanager
-async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def stored_event_ids(db: Any, project_id: int) -> Counter[str]:
@@ -153,16 +125,6 @@ async def tracked_project_over_http(session: aiohttp.ClientSession, base_url: st
 
 def envelope_url(base_url: str, project_id: int) -> str:
     return collector_url(base_url, project_id, prefix=COLLECTOR)
-
-
-async def readiness_status(session: aiohttp.ClientSession, base_url: str, timeout: float = 5.0) -> int | None:
-    """The status of ``/-/readiness``, or None when errgate did not answer."""
-    try:
-        async with session.get(base_url + "/-/readiness", timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            await resp.read()
-            return resp.status
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        return None
 
 
 @dataclasses.dataclass
@@ -279,93 +241,6 @@ async def serve_in_process(database_url: str, **overrides: Any) -> AsyncIterator
     """The real application, runner and socket on 127.0.0.1 against ``database_url``; yields its URL."""
     async with conftest.serving(create_app(settings_for_tests(database_url, **overrides))) as runner:
         yield conftest.url_of(runner)
-
-
-# --- errgate as a process -------------------------------------------------------------------
-
-
-def errgate_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any errgate setting, plus ``extra``."""
-    dropped = ("DATABASE_URL", "TEST_DATABASE_URL", "SENTRY_DSN")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ERRGATE_") and k not in dropped}
-    env.update(extra)
-    return env
-
-
-class ErrgateProcess:
-    """``python -m app serve`` in its own process group, its output in a log file."""
-
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.process = process
-        self.port = port
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"errgate exited with {self.process.returncode}:\n{self.log_tail()}")
-                if await readiness_status(session, self.url, timeout=2.0) == 200:
-                    return
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"errgate not ready after {timeout} s:\n{self.log_tail()}")
-                await asyncio.sleep(0.1)
-
-    def signal(self, signum: int) -> None:
-        os.kill(self.process.pid, signum)
-
-    async def wait(self, timeout: float) -> int | None:
-        """The exit code, or None if still running after ``timeout`` seconds."""
-        try:
-            return await asyncio.to_thread(self.process.wait, timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill_group(self) -> None:
-        """SIGKILL errgate and any worker it started (its own process group), then reap it."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def errgate_process(
-    database_url: str, log_path: Path, *, port: int | None = None, workers: int | None = None,
-    ready_timeout: float = 30.0, **env: str,
-) -> AsyncIterator[ErrgateProcess]:
-    """Start errgate on loopback against ``database_url``, wait for readiness, kill it on exit."""
-    port = port or free_port()
-    args = [sys.executable, "-m", "app", "serve"]
-    if workers is not None:
-        args += ["--workers", str(workers)]
-    full_env = errgate_env(
-        DATABASE_URL=database_url, ERRGATE_HOST="127.0.0.1", ERRGATE_PORT=str(port),
-        ERRGATE_ROOT_TOKEN=ROOT_TOKEN, ERRGATE_LOG_LEVEL="warning",
-        ERRGATE_DATA_DIR=str(log_path.parent / "errgate-data"), **env,
-    )
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            args, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    errgate = ErrgateProcess(process, port, log_path)
-    try:
-        await errgate.wait_ready(ready_timeout)
-        yield errgate
-    finally:
-        await asyncio.to_thread(errgate.kill_group)
 
 
 # --- a PostgreSQL that may be stopped -------------------------------------------------------

@@ -21,11 +21,11 @@ from tests.faults.helpers import (
     envelope_url,
     grouped_event,
     new_session,
-    readiness_status,
     serve_in_process,
     tracked_project_over_http,
     wait_until,
 )
+from tests.process import readiness_status
 
 # Longer than the key cache's TTL (1 s in the test settings) and the writer's fail-fast second,
 # so that every path that needs the database meets the outage.

@@ -8,20 +8,19 @@ import signal
 from tests.faults.helpers import (
     Load,
     assert_stored_once,
-    connect,
     counter_mismatches,
     envelope_url,
-    errgate_process,
     error_counts,
     fresh_database,
     grouped_event,
     new_session,
     post_event,
-    readiness_status,
     stored_event_ids,
     tracked_project_over_http,
     wait_until,
 )
+from tests.conftest import connect
+from tests.process import errgate_process, readiness_status
 
 CLIENTS = 16
 ACKNOWLEDGED_BEFORE_KILL = 200

@@ -12,19 +12,18 @@ import aiohttp
 import psutil
 
 from tests.faults.helpers import (
-    connect,
     counter_mismatches,
     envelope_url,
-    errgate_process,
     error_counts,
     fresh_database,
     grouped_event,
     new_session,
     post_event,
-    readiness_status,
     stored_event_ids,
     tracked_project_over_http,
 )
+from tests.conftest import connect
+from tests.process import errgate_process, readiness_status
 
 WORKERS = 2
 SESSIONS = 40

@@ -1,19 +1,10 @@
-"""Fixtures of the collector's end-to-end tests: an HTTP session and a tracked project on the live server."""
+"""Fixtures of the collector's end-to-end tests: a tracked project on the live server."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
-
-import aiohttp
 import pytest
 
 from tests.ingest_http.helpers import TrackedProject, tracked_project
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ async def test_unparsable_requests_answer_json_and_log_no_secret(errgate_process
             assert_json_problem(answer, status)
         proc.terminate()
         assert await proc.wait(10) == 0
-    text = proc.stderr()
+    text = proc.log()
     assert TOKEN not in text and KEY not in text
     lines = log_lines(text)  # and every line is still JSON
     refused = [line for line in lines if line["message"] == "unparsable request"]

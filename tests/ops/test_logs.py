@@ -14,7 +14,8 @@ from tests.conftest import ROOT_TOKEN, Api, World
 from tests.ingest_http.helpers import (
     collector_url, event_envelope, exception_event, post_envelope, sentry_auth, tracked_project,
 )
-from tests.ops.conftest import Process, ProcessFactory
+from tests.ops.conftest import ProcessFactory
+from tests.process import ErrgateProcess
 
 ENVELOPE_ROUTE = "/api/v4/error_tracking/collector/api/{project_id}/envelope/"
 STORE_ROUTE = "/api/v4/error_tracking/collector/api/{project_id}/store/"
@@ -22,7 +23,7 @@ STORE_ROUTE = "/api/v4/error_tracking/collector/api/{project_id}/store/"
 DEAD_DSN = "http://glet_00000000000000000000dead@127.0.0.1:9/api/v4/error_tracking/collector/1"
 
 
-async def _traffic(proc: Process, http: aiohttp.ClientSession, world: World) -> dict[str, str]:
+async def _traffic(proc: ErrgateProcess, http: aiohttp.ClientSession, world: World) -> dict[str, str]:
     """API and collector requests with credentials in every place they may be; returns the secrets used."""
     user = await world.user()
     user_token = await world.token(user)
@@ -72,7 +73,7 @@ async def test_info_logs_are_json_access_lines_without_secrets(
         used = await _traffic(proc, http, world)
         proc.terminate()
         assert await proc.wait(10) == 0
-    text = proc.stderr()
+    text = proc.log()
     lines = _lines(text)
     access = [e for e in lines if e["logger"] == "errgate.access"]
     for entry in access:
@@ -104,6 +105,6 @@ async def test_warning_level_has_no_access_lines(
         await _traffic(proc, http, world)
         proc.terminate()
         assert await proc.wait(10) == 0
-    lines = _lines(proc.stderr())
+    lines = _lines(proc.log())
     assert not [e for e in lines if e["logger"] == "errgate.access"]
     assert all(e["level"] in ("warning", "error", "critical") for e in lines), lines

@@ -15,7 +15,8 @@ from tests.conftest import Api, World
 from tests.ingest_http.helpers import (
     collector_url, count_events, event_envelope, exception_event, post_envelope, sentry_auth, tracked_project,
 )
-from tests.ops.conftest import Process, ProcessFactory
+from tests.ops.conftest import ProcessFactory
+from tests.process import ErrgateProcess
 
 GRACE_SECONDS = 5
 # Long enough that the requests are certainly still waiting for their batch when SIGTERM arrives.
@@ -23,7 +24,7 @@ BATCH_WAIT_MS = 1500
 IN_FLIGHT = 5
 
 
-async def _pending_events(http: aiohttp.ClientSession, proc: Process) -> float:
+async def _pending_events(http: aiohttp.ClientSession, proc: ErrgateProcess) -> float:
     async with http.get(proc.url + METRICS_PATH) as response:
         text = await response.text()
     for family in text_string_to_metric_families(text):
@@ -33,7 +34,7 @@ async def _pending_events(http: aiohttp.ClientSession, proc: Process) -> float:
     raise AssertionError("errgate_writer_pending_events is missing")
 
 
-async def _unready(proc: Process) -> str:
+async def _unready(proc: ErrgateProcess) -> str:
     """Ask for readiness on a new connection until errgate says no (503) or stops listening."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
         while True:
@@ -77,4 +78,4 @@ async def test_sigterm_drains_in_flight_events_and_exits_0(
         assert await proc.wait(GRACE_SECONDS) == 0
         assert time.monotonic() - terminated < GRACE_SECONDS
     assert await count_events(pool, tracked.project_id) == IN_FLIGHT
-    assert '"message":"draining"' in proc.stderr()
+    assert '"message":"draining"' in proc.log()

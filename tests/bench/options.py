@@ -1,0 +1,34 @@
+"""The benchmark's options (``python -m tests.bench --help``)."""
+
+from __future__ import annotations
+
+import argparse
+
+import tests.bench
+
+
+def _preload_hours(text: str) -> int:
+    """Hours within the default retention (90 days), so that no preloaded partition is dropped."""
+    hours = int(text)
+    if not 1 <= hours <= 90 * 24:
+        raise argparse.ArgumentTypeError(f"{hours} is not between 1 and 2160")
+    return hours
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare"), default="errgate",
+                        help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare one's")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="errgate worker processes")
+    parser.add_argument("--rate", type=float, default=0.0, help="requests/s to send (0 = as fast as possible)")
+    parser.add_argument("--events", type=int, default=0, help="corpus size (default: enough for the duration)")
+    parser.add_argument("--preload", type=int, default=0, help="synthetic events inserted before the run")
+    parser.add_argument("--preload-hours", type=_preload_hours, default=24, metavar="1..2160",
+                        help="spread the preloaded events' receive times over this many hours before now")
+    parser.add_argument("--server-cpus", help="pin errgate and PostgreSQL to these cores, e.g. 0-1")
+    parser.add_argument("--client-cpus", help="pin the load generator to these cores, e.g. 2-3")
+    parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
