@@ -2,7 +2,7 @@
 
 A request is authenticated from its headers or query before its body is read (so refused
 keys cost no decompression), then its body is decoded as a bounded stream, parsed, the
-``event`` item summarised and grouped, and handed to the writer. The answer is sent only
+``event`` item grouped and summarised, and handed to the writer. The answer is sent only
 once the event is committed. Items other than ``event`` are accepted and counted, not stored.
 """
 
@@ -21,6 +21,7 @@ from app.problems import HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
 from app.ingest.envelope import normalize_event_id, parse_envelope
+from app.ingest.grouping import fingerprint_for
 from app.ingest.payload import decode_store_body, load_event, pack_event
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
@@ -108,10 +109,11 @@ def _project_id(request: web.Request) -> int:
 
 
 async def _store(request: web.Request, project_id: int, event: dict, event_id: str | None) -> str:
-    """Summarise, group and commit one event; returns its id once it is durable."""
+    """Group, summarise and commit one event; returns its id once it is durable."""
     received_at = datetime.now(timezone.utc)
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
-    summary = summarize_event(event, received_at=received_at)
+    fingerprint = fingerprint_for(event)
+    summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at)
     event["event_id"] = event_id
     pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
     await request.app[state.WRITER].write(pending)
