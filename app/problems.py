@@ -1,8 +1,9 @@
-"""The one error type of errgate and the middleware that renders every failure as JSON.
+"""errgate's HTTP error type and the middleware that renders every failure as JSON.
 
-Handlers and domain code raise :class:`HTTPProblem`; nothing else builds an error response.
-GitLab's REST API and Sentry's ingestion protocol use different error bodies, so the
-constructors below produce each family's shape, but rendering happens in one place.
+Handlers and domain code raise :class:`HTTPProblem`; nothing else builds an error response
+(the collector's parsers, which know no web framework, raise a Rejection that the collector's
+route turns into one). GitLab's REST API and Sentry's ingestion protocol use different error
+bodies, so the constructors below produce each family's shape, but rendering happens in one place.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ with ``payload_text::jsonb``), in ``error_tracking_error_events.payload_text``, 
 compresses with lz4 when it is large. Having PostgreSQL parse every payload into jsonb on
 insert was most of its ingest CPU (125–160 µs per 8.5 KB event, against about 35 µs as text);
 compressing in errgate (zstd) cost the request path more than it saved. :func:`unpack_event`
-reads it back.
+reads it back. Refusals are :class:`~app.ingest.rejection.Rejection`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from app.problems import HTTPProblem
+from app.ingest.rejection import Rejection
 
 MAX_DEPTH = 128  # nesting levels accepted in an event; the top-level object is level 1
 
@@ -46,7 +46,7 @@ def load_event(payload: bytes, *, max_bytes: int) -> dict:
     surrogate escapes become U+FFFD.
     """
     if len(payload) > max_bytes:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             413, "event payload too large", [f"the event payload is {len(payload)} bytes; the limit is {max_bytes} bytes"]
         )
     try:
@@ -69,27 +69,27 @@ def decode_store_body(body: bytes, *, max_bytes: int) -> bytes:
     """
     text = body.lstrip()
     if not text:
-        raise HTTPProblem.sentry(400, "invalid store body", ["the request body is empty"])
+        raise Rejection(400, "invalid store body", ["the request body is empty"])
     if text.startswith(b"{"):
         return body
     decoded = _base64_or_none(text)
     if decoded is None:
-        raise HTTPProblem.sentry(400, "invalid store body", ["the store body is neither a JSON object nor base64"])
+        raise Rejection(400, "invalid store body", ["the store body is neither a JSON object nor base64"])
     if decoded.lstrip().startswith(b"{"):
         return decoded
     inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip header
     try:
         inflated = inflater.decompress(decoded, max_bytes + 1)
     except zlib.error as exc:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             400, "invalid store body", [f"the base64 store body is neither JSON nor zlib-compressed: {exc}"]
         ) from None
     if len(inflated) > max_bytes:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             413, "event payload too large", [f"the inflated store body is larger than {max_bytes} bytes"]
         )
     if not inflater.eof:
-        raise HTTPProblem.sentry(400, "invalid store body", ["the zlib data in the store body is truncated"])
+        raise Rejection(400, "invalid store body", ["the zlib data in the store body is truncated"])
     return inflated
 
 
@@ -227,9 +227,9 @@ def _json_type(value: Any) -> str:
     return "an array"
 
 
-def _too_deep() -> HTTPProblem:
+def _too_deep() -> Rejection:
     return _invalid(f"event payload nests deeper than {MAX_DEPTH} levels")
 
 
-def _invalid(cause: str) -> HTTPProblem:
-    return HTTPProblem.sentry(400, "invalid event payload", [cause])
+def _invalid(cause: str) -> Rejection:
+    return Rejection(400, "invalid event payload", [cause])
