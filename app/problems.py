@@ -14,9 +14,10 @@ from typing import Any, Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
-from app.state import REQUEST_ID
-
 log = logging.getLogger("errgate.errors")
+
+# The request's id, set by app.observe for every request; failures are logged with it.
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 class HTTPProblem(Exception):
