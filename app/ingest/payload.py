@@ -10,8 +10,8 @@ Stored form: the event's JSON text, made safe for jsonb (so that SQL can still l
 with ``payload_text::jsonb``), in ``error_tracking_error_events.payload_text``, which PostgreSQL
 compresses with lz4 when it is large. Having PostgreSQL parse every payload into jsonb on
 insert was most of its ingest CPU (125–160 µs per 8.5 KB event, against about 35 µs as text);
-compressing in errgate (zstd) cost the request path more than it saved. :func:`unpack_event`
-reads it back. Refusals are :class:`~app.ingest.rejection.Rejection`.
+compressing in errgate (zstd) cost the request path more than it saved. Refusals are
+:class:`~app.ingest.rejection.Rejection`.
 """
 
 from __future__ import annotations
@@ -96,11 +96,6 @@ def decode_store_body(body: bytes, *, max_bytes: int) -> bytes:
 def pack_event(event: dict) -> str:
     """The stored form of ``event``: the JSON text of :func:`dumps_event`."""
     return dumps_event(event).decode()
-
-
-def unpack_event(text: str) -> dict:
-    """The event stored by :func:`pack_event`."""
-    return orjson.loads(text)
 
 
 def dumps_event(event: dict) -> bytes:

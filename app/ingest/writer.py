@@ -60,7 +60,6 @@ class EventWriter:
         max_batch: int,
         max_wait_ms: float,
         max_pending: int,
-        concurrency: int = 1,
         max_events_per_error: int | None = None,
         timeout: float = 5.0,
         observe: BatchObserver | None = None,
@@ -71,11 +70,10 @@ class EventWriter:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_pending = max_pending
-        self.concurrency = concurrency
         self.observe = observe
         self._queue: list[PendingEvent] = []
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._down_until = 0.0
         self.in_flight = 0
@@ -90,13 +88,14 @@ class EventWriter:
         return time.monotonic() < self._down_until
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name=f"errgate-writer-{i}") for i in range(self.concurrency)]
+        self._task = asyncio.create_task(self._run(), name="errgate-writer")
 
     async def close(self) -> None:
         """Stop taking events, commit everything queued, answer it, then return."""
         self._closing = True
         self._wake.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def write(self, event: PendingEvent) -> bool:
         """Queue ``event`` and wait until it is committed; True if stored, False if it was a duplicate."""

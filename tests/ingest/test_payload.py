@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.problems import HTTPProblem
-from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_event, load_event, pack_event, unpack_event
+from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_event, load_event, pack_event
 from app.ingest.rejection import Rejection
 from app.ingest.routes import as_problem
 from tests.ingest.refusals import refused
+from tests.ingest_http.helpers import unpack_event
 
 MIB = 1024 * 1024
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)

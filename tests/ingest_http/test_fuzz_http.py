@@ -23,7 +23,6 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.ingest.payload import unpack_event
 from tests.ingest_http.helpers import (
     collector_url,
     envelope,
@@ -31,6 +30,7 @@ from tests.ingest_http.helpers import (
     item,
     message_event,
     sentry_auth,
+    unpack_event,
 )
 
 FUZZ_SETTINGS = settings(
