@@ -131,7 +131,8 @@ def _load_lenient(payload: bytes) -> Any:
     if _nests_too_deep(value):  # before the recursive walk below
         raise _too_deep()
     if _SURROGATE_ESCAPE.search(text):
-        value = _without_surrogates(value)
+        # NUL stays until the event is stored: columns drop it, the stored JSON replaces it.
+        value = _replaced(value, _LONE_SURROGATE)
     return value
 
 
@@ -168,27 +169,22 @@ def _nests_deeper(node: dict | list, levels_left: int) -> bool:
     return False
 
 
-def _without_surrogates(value: Any) -> Any:
-    if type(value) is str:
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if type(value) is list:
-        return [_without_surrogates(item) for item in value]
-    if type(value) is dict:
-        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
-    return value
-
-
 def _dumps_sanitised(event: dict) -> bytes:
-    return orjson.dumps(_jsonb_safe(event))
+    return orjson.dumps(_replaced(event, _JSONB_UNSAFE))
 
 
-def _jsonb_safe(value: Any) -> Any:
+def _replaced(value: Any, unsafe: re.Pattern[str]) -> Any:
+    """``value`` with every ``unsafe`` character of its strings and keys replaced by U+FFFD,
+    non-string keys made strings, and integers beyond 64 bits made floats (or None)."""
     if isinstance(value, str):
-        return _JSONB_UNSAFE.sub("\ufffd", value)
+        return unsafe.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_jsonb_safe(key if isinstance(key, str) else str(key)): _jsonb_safe(item) for key, item in value.items()}
+        return {
+            _replaced(key if isinstance(key, str) else str(key), unsafe): _replaced(item, unsafe)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [_jsonb_safe(item) for item in value]
+        return [_replaced(item, unsafe) for item in value]
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value < _UINT64_END:
         try:
             return float(value)
