@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 
 from app import state
-from app.problems import Handler
+from app.problems import REQUEST_ID, Handler
 
 log = logging.getLogger("errgate.access")
 
@@ -32,7 +32,7 @@ def _route(request: web.Request) -> str:
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or f"{_ID_PREFIX}{next(_ids):08x}"
-    request[state.REQUEST_ID] = request_id
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
     try:

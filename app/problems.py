@@ -1,8 +1,9 @@
-"""The one error type of errgate and the middleware that renders every failure as JSON.
+"""errgate's HTTP error type and the middleware that renders every failure as JSON.
 
-Handlers and domain code raise :class:`HTTPProblem`; nothing else builds an error response.
-GitLab's REST API and Sentry's ingestion protocol use different error bodies, so the
-constructors below produce each family's shape, but rendering happens in one place.
+Handlers and domain code raise :class:`HTTPProblem`; nothing else builds an error response
+(the collector's parsers, which know no web framework, raise a Rejection that the collector's
+route turns into one). GitLab's REST API and Sentry's ingestion protocol use different error
+bodies, so the constructors below produce each family's shape, but rendering happens in one place.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any, Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
-from app.state import REQUEST_ID
-
 log = logging.getLogger("errgate.errors")
+
+# The request's id, set by app.observe for every request; failures are logged with it.
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 class HTTPProblem(Exception):

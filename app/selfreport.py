@@ -34,6 +34,7 @@ from sentry_sdk.utils import event_from_exception
 
 from app.problems import Handler, HTTPProblem, client_went_away
 from app.ingest import credentials
+from app.ingest.rejection import Rejection
 
 FILTERED = "[Filtered]"
 SECRET_HEADERS = frozenset({"private-token", "authorization", "x-sentry-auth", "cookie", "proxy-authorization"})
@@ -125,7 +126,7 @@ def scrub(event: Event) -> None:
 def _authenticated_with(request: web.Request, public_key: str) -> bool:
     try:
         return credentials.key_from_request(request.headers, request.query) == public_key
-    except HTTPProblem:  # malformed or conflicting keys: the collector refuses it before any work
+    except Rejection:  # malformed or conflicting keys: the collector refuses it before any work
         return False
 
 

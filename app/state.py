@@ -1,4 +1,4 @@
-"""Typed keys for objects stored on the aiohttp application and request (one place, nothing stringly typed)."""
+"""Typed keys for objects stored on the aiohttp application (one place, nothing stringly typed)."""
 
 from __future__ import annotations
 
@@ -22,4 +22,3 @@ KEY_CACHE: web.AppKey["KeyCache"] = web.AppKey("key_cache")
 WRITER: web.AppKey["EventWriter"] = web.AppKey("writer")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
 DRAINING = web.AppKey("draining", asyncio.Event)  # set on SIGTERM: readiness answers 503
-REQUEST_ID = web.RequestKey("request_id", str)

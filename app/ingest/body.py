@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, Iterator, Sequence
 import brotli
 import zstandard
 
-from app.problems import HTTPProblem
+from app.ingest.rejection import Rejection, shown
 
 if not hasattr(brotli.Decompressor, "can_accept_more_data"):
     # Bounded br decoding needs process(output_buffer_limit=...), new in brotli 1.2.
@@ -55,15 +55,16 @@ def parse_content_encoding(value: str | None) -> tuple[str, ...]:
         if name in _NO_ENCODING:
             continue
         if name not in SUPPORTED_ENCODINGS:
+            coding = shown(token.strip(), tail="...'")
             supported = ", ".join(sorted(SUPPORTED_ENCODINGS))
-            raise HTTPProblem.sentry(
+            raise Rejection(
                 415,
                 "unsupported content encoding",
-                [f"Content-Encoding {_shown(token.strip())} is not supported (supported: {supported})"],
+                [f"Content-Encoding {coding} is not supported (supported: {supported})"],
             )
         codings.append(name)
     if len(codings) > MAX_STACKED_ENCODINGS:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             415,
             "unsupported content encoding",
             [f"Content-Encoding stacks {len(codings)} codings; at most {MAX_STACKED_ENCODINGS} are accepted"],
@@ -97,7 +98,7 @@ async def read_body(
             continue
         received += len(chunk)
         if received > raw_limit:
-            raise HTTPProblem.sentry(
+            raise Rejection(
                 413, "request body too large", [f"the request body is larger than {raw_limit} bytes"]
             )
         if not decoders:
@@ -129,15 +130,10 @@ def _new_decoder(name: str, limit: int) -> _Decoder:
     return _ZlibDecoder(name, limit)
 
 
-def _decoded_too_large(name: str, limit: int) -> HTTPProblem:
-    return HTTPProblem.sentry(
+def _decoded_too_large(name: str, limit: int) -> Rejection:
+    return Rejection(
         413, "request body too large", [f"the {name}-decoded request body is larger than {limit} bytes"]
     )
-
-
-def _shown(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= 64 else text[:60] + "...'"
 
 
 class _Decoder:
@@ -160,14 +156,14 @@ class _Decoder:
             raise _decoded_too_large(self.name, self._limit)
         return out
 
-    def _corrupt(self, reason: str) -> HTTPProblem:
-        return HTTPProblem.sentry(400, "invalid request body", [f"the {self.name} data is corrupt: {reason}"])
+    def _corrupt(self, reason: str) -> Rejection:
+        return Rejection(400, "invalid request body", [f"the {self.name} data is corrupt: {reason}"])
 
-    def _truncated(self) -> HTTPProblem:
-        return HTTPProblem.sentry(400, "invalid request body", [f"the {self.name} data is truncated"])
+    def _truncated(self) -> Rejection:
+        return Rejection(400, "invalid request body", [f"the {self.name} data is truncated"])
 
-    def _trailing(self) -> HTTPProblem:
-        return HTTPProblem.sentry(
+    def _trailing(self) -> Rejection:
+        return Rejection(
             400, "invalid request body", [f"unexpected bytes after the end of the {self.name} data"]
         )
 

@@ -13,7 +13,7 @@ import binascii
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from app.problems import HTTPProblem
+from app.ingest.rejection import Rejection
 
 
 def parse_sentry_auth(value: str) -> str | None:
@@ -56,7 +56,7 @@ def key_from_request(headers: Mapping[str, str], query: Mapping[str, str]) -> st
     if query.get("sentry_key"):
         found.append(query["sentry_key"].strip())
     if len(set(found)) > 1:
-        raise HTTPProblem.sentry(400, "bad event meta", ["multiple authorization payloads with different keys"])
+        raise Rejection(400, "bad event meta", ["multiple authorization payloads with different keys"])
     return found[0] if found else None
 
 
@@ -70,10 +70,10 @@ def key_from_dsn(dsn: object) -> str | None:
         return None
 
 
-def unauthorized(cause: str = "missing authorization information") -> HTTPProblem:
-    return HTTPProblem.sentry(401, "missing or unparsable authorization", [cause])
+def unauthorized(cause: str = "missing authorization information") -> Rejection:
+    return Rejection(401, "missing or unparsable authorization", [cause])
 
 
-def rejected() -> HTTPProblem:
+def rejected() -> Rejection:
     """One answer for every refused key or project, so nobody can probe which exist."""
-    return HTTPProblem.sentry(403, "event submission rejected with_reason: ProjectId", [])
+    return Rejection(403, "event submission rejected with_reason: ProjectId", [])

@@ -2,8 +2,8 @@
 
 This module owns the envelope grammar of SENTRY-PROTOCOL.md (``Envelope = Headers { "\\n" Item }
 [ "\\n" ]``, ``Item = Headers "\\n" Payload``), the validation of envelope and item headers, the
-envelope ``event_id`` rule, and the per-item-type size limits. Every failure is an
-:class:`~app.problems.HTTPProblem`: 400 for a malformed envelope, 413 for an item over its limit.
+envelope ``event_id`` rule, and the per-item-type size limits. Every failure is a
+:class:`~app.ingest.rejection.Rejection`: 400 for a malformed envelope, 413 for an item over its limit.
 Unknown item types and header keys are kept; deciding what to do with them is the caller's job.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from app.problems import HTTPProblem
+from app.ingest.rejection import Rejection, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
     not limited here (the decoded body limit still applies).
     """
     if not body or body.isspace():
-        raise HTTPProblem.sentry(400, "empty envelope", ["the request body is empty"])
+        raise Rejection(400, "empty envelope", ["the request body is empty"])
     size = len(body)
     end = body.find(b"\n")
     if end < 0:
@@ -94,7 +94,7 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
         if max_item_bytes is not None:
             limit = max_item_bytes.get(item_type)
             if limit is not None and stop - start > limit:
-                raise HTTPProblem.sentry(
+                raise Rejection(
                     413,
                     "envelope item too large",
                     [f"item {index} ({item_type}) is {stop - start} bytes; {item_type} items are limited to {limit} bytes"],
@@ -115,7 +115,7 @@ def normalize_event_id(value: object) -> str | None:
     try:
         return _parse_event_id(value)
     except ValueError as exc:
-        raise HTTPProblem.sentry(400, "invalid event_id", [str(exc)]) from None
+        raise Rejection(400, "invalid event_id", [str(exc)]) from None
 
 
 def _parse_event_id(value: object) -> str | None:
@@ -132,10 +132,7 @@ def _parse_event_id(value: object) -> str | None:
                     return hex_id.lower()
             except ValueError:
                 pass
-    shown = repr(value)
-    if len(shown) > 64:
-        shown = shown[:60] + "..."
-    raise ValueError(f"event_id {shown} is not 32 hex digits or a dashed UUID")
+    raise ValueError(f"event_id {shown(value)} is not 32 hex digits or a dashed UUID")
 
 
 def _load_header(line: bytes, what: str) -> dict:
@@ -148,5 +145,5 @@ def _load_header(line: bytes, what: str) -> dict:
     return value
 
 
-def _invalid(cause: str) -> HTTPProblem:
-    return HTTPProblem.sentry(400, "invalid envelope", [cause])
+def _invalid(cause: str) -> Rejection:
+    return Rejection(400, "invalid envelope", [cause])

@@ -6,13 +6,9 @@ exist), else the exception type and normalised value, else the message template 
 the normalisation that keeps volatile details (numbers, ids, addresses, dates, build
 hashes, deploy paths, line numbers) out of the group key.
 
-It also owns the tolerant accessors for the parts of an event payload that grouping and
-the event summary both read (primary exception, crash frames, log entry), so both agree
-on what "the primary exception" and "the crashing stack" are.
-
-Everything is pure and never raises on garbage: a field that is missing, null or of the
-wrong type is treated as absent. Regexes are compiled once at import; this runs on the
-ingest hot path for every event.
+It reads the event through :mod:`app.ingest.fields`. Everything is pure and never raises on
+garbage: a field that is missing, null or of the wrong type is treated as absent. Regexes are
+compiled once at import; this runs on the ingest hot path for every event.
 """
 
 from __future__ import annotations
@@ -20,23 +16,25 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Any, NamedTuple
+from typing import Any
+
+from app.ingest.fields import (
+    fallback_frames,
+    in_app_or_all,
+    log_entry,
+    primary_exception,
+    stacktrace_frames,
+    text_or_none,
+)
 
 __all__ = [
     "FINGERPRINT_LENGTH",
     "GROUPING_VERSION",
-    "LogEntry",
-    "crash_frames",
     "default_components",
-    "exception_values",
     "fingerprint_for",
     "grouping_components",
-    "in_app_or_all",
-    "log_entry",
     "normalise_filename",
     "normalise_text",
-    "primary_exception",
-    "stacktrace_frames",
 ]
 
 #: Mixed into every digest so a future change of the algorithm can never collide with old groups.
@@ -82,94 +80,6 @@ _ABSOLUTE_PATH_KEPT_SEGMENTS = 2
 
 _ADDRESS_IN_FUNCTION = re.compile(r"0x[0-9a-f]+", re.IGNORECASE)
 _ANONYMOUS_FUNCTIONS = frozenset({"?", "<anonymous>", "<unknown>"})
-
-
-class LogEntry(NamedTuple):
-    """A ``logentry``/``message`` read tolerantly: template before params, formatted after."""
-
-    template: str | None
-    formatted: str | None
-    params: object
-
-
-# --- tolerant accessors -------------------------------------------------------------------
-
-
-def _dict_or_none(value: object) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-def _text_or_none(value: object) -> str | None:
-    """A non-empty string, else ``None``."""
-    return value if isinstance(value, str) and value else None
-
-
-def _values_list(container: object) -> list[Any]:
-    """The entries of a ``{"values": [...]}`` container or of a bare list."""
-    if isinstance(container, dict):
-        container = container.get("values")
-    return container if isinstance(container, list) else []
-
-
-def exception_values(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The event's exceptions, oldest first, with nulls and non-objects dropped."""
-    return [value for value in _values_list(event.get("exception")) if isinstance(value, dict)]
-
-
-def primary_exception(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The primary exception: the last (most recent) one of the chain, if any."""
-    values = exception_values(event)
-    return values[-1] if values else None
-
-
-def stacktrace_frames(stacktrace: object) -> list[dict[str, Any]]:
-    """The frames of a stacktrace object, oldest first, non-objects dropped."""
-    stacktrace = _dict_or_none(stacktrace)
-    frames = stacktrace.get("frames") if stacktrace else None
-    if not isinstance(frames, list):
-        return []
-    return [frame for frame in frames if isinstance(frame, dict)]
-
-
-def _crashed_thread_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
-    threads = [thread for thread in _values_list(event.get("threads")) if isinstance(thread, dict)]
-    for flag in ("crashed", "current"):
-        for thread in threads:
-            if thread.get(flag) is True:
-                return stacktrace_frames(thread.get("stacktrace"))
-    return []
-
-
-def _fallback_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Frames of the event-level ``stacktrace``, else of the crashed (or current) thread."""
-    return stacktrace_frames(event.get("stacktrace")) or _crashed_thread_frames(event)
-
-
-def crash_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The frames of the crashing stack: the primary exception's, else the fallbacks."""
-    exception = primary_exception(event)
-    frames = stacktrace_frames(exception.get("stacktrace")) if exception else []
-    return frames or _fallback_frames(event)
-
-
-def in_app_or_all(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Only the frames marked ``in_app: true`` when there is any, else all of them."""
-    in_app = [frame for frame in frames if frame.get("in_app") is True]
-    return in_app or frames
-
-
-def _log_entry_from(value: object) -> LogEntry | None:
-    if isinstance(value, str):
-        return LogEntry(value, value, None) if value else None
-    if not isinstance(value, dict):
-        return None
-    entry = LogEntry(_text_or_none(value.get("message")), _text_or_none(value.get("formatted")), value.get("params"))
-    return entry if entry.template or entry.formatted else None
-
-
-def log_entry(event: dict[str, Any]) -> LogEntry | None:
-    """The event's log message: ``logentry`` first, then ``message``; a string or an object."""
-    return _log_entry_from(event.get("logentry")) or _log_entry_from(event.get("message"))
 
 
 # --- normalisation ------------------------------------------------------------------------
@@ -222,7 +132,7 @@ def normalise_filename(filename: str) -> str:
 
 
 def _frame_function(frame: dict[str, Any]) -> str | None:
-    function = _text_or_none(frame.get("function"))
+    function = text_or_none(frame.get("function"))
     if function is None or function in _ANONYMOUS_FUNCTIONS:
         return None
     if "0x" in function or "0X" in function:
@@ -232,10 +142,10 @@ def _frame_function(frame: dict[str, Any]) -> str | None:
 
 def _frame_location(frame: dict[str, Any]) -> str | None:
     """``m:`` + module, else ``f:`` + normalised filename (or abs_path), else ``None``."""
-    module = _text_or_none(frame.get("module"))
+    module = text_or_none(frame.get("module"))
     if module is not None:
         return "m:" + module
-    filename = _text_or_none(frame.get("filename")) or _text_or_none(frame.get("abs_path"))
+    filename = text_or_none(frame.get("filename")) or text_or_none(frame.get("abs_path"))
     if filename is None:
         return None
     normalised = normalise_filename(filename)
@@ -262,19 +172,19 @@ def _stacktrace_components(event: dict[str, Any]) -> list[str]:
     exception = primary_exception(event)
     if exception is None:
         return []
-    frames = stacktrace_frames(exception.get("stacktrace")) or _fallback_frames(event)
+    frames = stacktrace_frames(exception.get("stacktrace")) or fallback_frames(event)
     frame_components = _frame_components(frames)
     if not frame_components:
         return []
-    return ["stack", "type:" + (_text_or_none(exception.get("type")) or ""), *frame_components]
+    return ["stack", "type:" + (text_or_none(exception.get("type")) or ""), *frame_components]
 
 
 def _exception_value_components(event: dict[str, Any]) -> list[str]:
     exception = primary_exception(event)
     if exception is None:
         return []
-    exception_type = _text_or_none(exception.get("type"))
-    value = _text_or_none(exception.get("value"))
+    exception_type = text_or_none(exception.get("type"))
+    value = text_or_none(exception.get("value"))
     if exception_type is None and value is None:
         return []
     return ["exception", "type:" + (exception_type or ""), "value:" + normalise_text(value or "")]

@@ -10,8 +10,8 @@ Stored form: the event's JSON text, made safe for jsonb (so that SQL can still l
 with ``payload_text::jsonb``), in ``error_tracking_error_events.payload_text``, which PostgreSQL
 compresses with lz4 when it is large. Having PostgreSQL parse every payload into jsonb on
 insert was most of its ingest CPU (125–160 µs per 8.5 KB event, against about 35 µs as text);
-compressing in errgate (zstd) cost the request path more than it saved. :func:`unpack_event`
-reads it back.
+compressing in errgate (zstd) cost the request path more than it saved. Refusals are
+:class:`~app.ingest.rejection.Rejection`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from app.problems import HTTPProblem
+from app.ingest.rejection import Rejection
 
 MAX_DEPTH = 128  # nesting levels accepted in an event; the top-level object is level 1
 
@@ -46,7 +46,7 @@ def load_event(payload: bytes, *, max_bytes: int) -> dict:
     surrogate escapes become U+FFFD.
     """
     if len(payload) > max_bytes:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             413, "event payload too large", [f"the event payload is {len(payload)} bytes; the limit is {max_bytes} bytes"]
         )
     try:
@@ -69,38 +69,33 @@ def decode_store_body(body: bytes, *, max_bytes: int) -> bytes:
     """
     text = body.lstrip()
     if not text:
-        raise HTTPProblem.sentry(400, "invalid store body", ["the request body is empty"])
+        raise Rejection(400, "invalid store body", ["the request body is empty"])
     if text.startswith(b"{"):
         return body
     decoded = _base64_or_none(text)
     if decoded is None:
-        raise HTTPProblem.sentry(400, "invalid store body", ["the store body is neither a JSON object nor base64"])
+        raise Rejection(400, "invalid store body", ["the store body is neither a JSON object nor base64"])
     if decoded.lstrip().startswith(b"{"):
         return decoded
     inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip header
     try:
         inflated = inflater.decompress(decoded, max_bytes + 1)
     except zlib.error as exc:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             400, "invalid store body", [f"the base64 store body is neither JSON nor zlib-compressed: {exc}"]
         ) from None
     if len(inflated) > max_bytes:
-        raise HTTPProblem.sentry(
+        raise Rejection(
             413, "event payload too large", [f"the inflated store body is larger than {max_bytes} bytes"]
         )
     if not inflater.eof:
-        raise HTTPProblem.sentry(400, "invalid store body", ["the zlib data in the store body is truncated"])
+        raise Rejection(400, "invalid store body", ["the zlib data in the store body is truncated"])
     return inflated
 
 
 def pack_event(event: dict) -> str:
     """The stored form of ``event``: the JSON text of :func:`dumps_event`."""
     return dumps_event(event).decode()
-
-
-def unpack_event(text: str) -> dict:
-    """The event stored by :func:`pack_event`."""
-    return orjson.loads(text)
 
 
 def dumps_event(event: dict) -> bytes:
@@ -136,7 +131,8 @@ def _load_lenient(payload: bytes) -> Any:
     if _nests_too_deep(value):  # before the recursive walk below
         raise _too_deep()
     if _SURROGATE_ESCAPE.search(text):
-        value = _without_surrogates(value)
+        # NUL stays until the event is stored: columns drop it, the stored JSON replaces it.
+        value = _replaced(value, _LONE_SURROGATE)
     return value
 
 
@@ -173,27 +169,22 @@ def _nests_deeper(node: dict | list, levels_left: int) -> bool:
     return False
 
 
-def _without_surrogates(value: Any) -> Any:
-    if type(value) is str:
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if type(value) is list:
-        return [_without_surrogates(item) for item in value]
-    if type(value) is dict:
-        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
-    return value
-
-
 def _dumps_sanitised(event: dict) -> bytes:
-    return orjson.dumps(_jsonb_safe(event))
+    return orjson.dumps(_replaced(event, _JSONB_UNSAFE))
 
 
-def _jsonb_safe(value: Any) -> Any:
+def _replaced(value: Any, unsafe: re.Pattern[str]) -> Any:
+    """``value`` with every ``unsafe`` character of its strings and keys replaced by U+FFFD,
+    non-string keys made strings, and integers beyond 64 bits made floats (or None)."""
     if isinstance(value, str):
-        return _JSONB_UNSAFE.sub("\ufffd", value)
+        return unsafe.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_jsonb_safe(key if isinstance(key, str) else str(key)): _jsonb_safe(item) for key, item in value.items()}
+        return {
+            _replaced(key if isinstance(key, str) else str(key), unsafe): _replaced(item, unsafe)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [_jsonb_safe(item) for item in value]
+        return [_replaced(item, unsafe) for item in value]
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value < _UINT64_END:
         try:
             return float(value)
@@ -227,9 +218,9 @@ def _json_type(value: Any) -> str:
     return "an array"
 
 
-def _too_deep() -> HTTPProblem:
+def _too_deep() -> Rejection:
     return _invalid(f"event payload nests deeper than {MAX_DEPTH} levels")
 
 
-def _invalid(cause: str) -> HTTPProblem:
-    return HTTPProblem.sentry(400, "invalid event payload", [cause])
+def _invalid(cause: str) -> Rejection:
+    return Rejection(400, "invalid event payload", [cause])

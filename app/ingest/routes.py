@@ -2,8 +2,9 @@
 
 A request is authenticated from its headers or query before its body is read (so refused
 keys cost no decompression), then its body is decoded as a bounded stream, parsed, the
-``event`` item summarised and grouped, and handed to the writer. The answer is sent only
+``event`` item grouped and summarised, and handed to the writer. The answer is sent only
 once the event is committed. Items other than ``event`` are accepted and counted, not stored.
+The parsers refuse a request with a :class:`Rejection`; this module turns it into Relay's answer.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import datetime, timezone
-from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from app import state
 from app.config import Settings
-from app.problems import HTTPProblem, json_response
+from app.problems import Handler, HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
 from app.ingest.envelope import normalize_event_id, parse_envelope
+from app.ingest.grouping import fingerprint_for
 from app.ingest.payload import decode_store_body, load_event, pack_event
+from app.ingest.rejection import Rejection
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 
@@ -56,7 +58,9 @@ def item_limits(settings: Settings) -> dict[str, int]:
     }
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def as_problem(rejection: Rejection) -> HTTPProblem:
+    """Relay's answer to a refused request: its status and ``{"detail": ..., "causes": [...]}``."""
+    return HTTPProblem.sentry(rejection.status, rejection.detail, rejection.causes)
 
 
 def collector(handler: Handler) -> Handler:
@@ -65,14 +69,22 @@ def collector(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             response = await handler(request)
+        except Rejection as rejection:
+            problem = as_problem(rejection)
+            _refused(request, problem)
+            raise problem from None
         except HTTPProblem as problem:
-            problem.headers.update(CORS_HEADERS)
-            request.app[state.METRICS].rejected(problem.status)
+            _refused(request, problem)
             raise
         response.headers.update(CORS_HEADERS)
         return response
 
     return wrapped
+
+
+def _refused(request: web.Request, problem: HTTPProblem) -> None:
+    problem.headers.update(CORS_HEADERS)
+    request.app[state.METRICS].rejected(problem.status)
 
 
 async def preflight(request: web.Request) -> web.Response:
@@ -108,10 +120,11 @@ def _project_id(request: web.Request) -> int:
 
 
 async def _store(request: web.Request, project_id: int, event: dict, event_id: str | None) -> str:
-    """Summarise, group and commit one event; returns its id once it is durable."""
+    """Group, summarise and commit one event; returns its id once it is durable."""
     received_at = datetime.now(timezone.utc)
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
-    summary = summarize_event(event, received_at=received_at)
+    fingerprint = fingerprint_for(event)
+    summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at)
     event["event_id"] = event_id
     pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
     await request.app[state.WRITER].write(pending)

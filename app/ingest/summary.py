@@ -2,10 +2,11 @@
 
 This module owns turning a (possibly malformed) Sentry event into an :class:`EventSummary`:
 the title GitLab shows (``name``), the description, the actor (transaction or culprit),
-platform, level, environment, release and the time the error occurred, plus the group
-fingerprint from :mod:`app.ingest.grouping`. Text is made safe for PostgreSQL (no NUL, no
-lone surrogates) and cut to its column's length; timestamps in every format SDKs send are
-parsed and clamped against the receive time. Pure functions, no I/O, never raises on garbage.
+platform, level, environment, release and the time the error occurred, next to the group
+fingerprint it is given. It reads the event through :mod:`app.ingest.fields`. Text is made
+safe for PostgreSQL (no NUL, no lone surrogates) and cut to its column's length; timestamps
+in every format SDKs send are parsed and clamped against the receive time. Pure functions,
+no I/O, never raises on garbage.
 """
 
 from __future__ import annotations
@@ -16,14 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from app.ingest.grouping import (
-    LogEntry,
-    crash_frames,
-    fingerprint_for,
-    in_app_or_all,
-    log_entry,
-    primary_exception,
-)
+from app.ingest.fields import LogEntry, crash_frames, in_app_or_all, log_entry, primary_exception, text_or_none
 
 __all__ = [
     "EventSummary",
@@ -107,10 +101,6 @@ def clean_text(text: str, max_chars: int) -> str:
     return text
 
 
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
@@ -158,7 +148,7 @@ def format_log_entry(entry: LogEntry) -> str:
 
 
 def _exception_field(exception: dict[str, Any] | None, key: str) -> str | None:
-    return _text_or_none(exception.get(key)) if exception else None
+    return text_or_none(exception.get(key)) if exception else None
 
 
 def _title(exception_type: str | None, message: str, exception_value: str | None) -> str:
@@ -170,11 +160,11 @@ def _title(exception_type: str | None, message: str, exception_value: str | None
 
 def _frame_culprit(frame: dict[str, Any]) -> str | None:
     """``function(module)``, ``function(filename)`` without a module, or ``None``."""
-    function = _text_or_none(frame.get("function"))
+    function = text_or_none(frame.get("function"))
     place = (
-        _text_or_none(frame.get("module"))
-        or _text_or_none(frame.get("filename"))
-        or _text_or_none(frame.get("abs_path"))
+        text_or_none(frame.get("module"))
+        or text_or_none(frame.get("filename"))
+        or text_or_none(frame.get("abs_path"))
     )
     if place is None:
         return function
@@ -191,7 +181,7 @@ def _culprit(event: dict[str, Any]) -> str:
 
 
 def _actor(event: dict[str, Any]) -> str:
-    transaction = _text_or_none(event.get("transaction"))
+    transaction = text_or_none(event.get("transaction"))
     if transaction and transaction.replace("\x00", "").strip():
         return transaction
     return _culprit(event)
@@ -291,8 +281,9 @@ def parse_timestamp(value: object, *, received_at: datetime) -> datetime:
 # --- summary ------------------------------------------------------------------------------
 
 
-def summarize_event(event: dict[str, Any], *, received_at: datetime) -> EventSummary:
-    """The :class:`EventSummary` of ``event``; a non-dict event summarises as an empty one."""
+def summarize_event(event: dict[str, Any], *, fingerprint: str, received_at: datetime) -> EventSummary:
+    """The :class:`EventSummary` of ``event`` in the group ``fingerprint``; a non-dict event
+    summarises as an empty one."""
     if not isinstance(event, dict):
         event = {}
     exception = primary_exception(event)
@@ -301,7 +292,7 @@ def summarize_event(event: dict[str, Any], *, received_at: datetime) -> EventSum
     entry = log_entry(event)
     message = format_log_entry(entry) if entry else ""
     return EventSummary(
-        fingerprint=fingerprint_for(event),
+        fingerprint=fingerprint,
         name=clean_text(_title(exception_type, message, exception_value), NAME_MAX_CHARS) or UNLABELED_NAME,
         description=clean_text(exception_value or message, DESCRIPTION_MAX_CHARS),
         actor=clean_text(_actor(event), ACTOR_MAX_CHARS),

@@ -3,10 +3,10 @@
 A batch that starts while the writer is idle waits up to ``max_wait_ms`` to fill; while a batch
 commits, the next one fills behind it and is written as soon as the commit returns.
 
-Each batch is written with set-based statements: errors not seen before are inserted with
-one upsert, then the events are bulk inserted (duplicates of an ``event_id`` skipped by the
-primary key) and their errors' counters updated from the rows really inserted, in a single
-statement and so a single transaction. A request is answered only after its batch committed.
+Each batch is written with the set-based statements of :mod:`app.db.event_batches`: errors
+not seen before are created first, then the events are stored and their errors' counters
+updated in a single statement and so a single transaction. Which errors are known comes from
+:class:`ErrorIds`, a per-process cache. A request is answered only after its batch committed.
 
 Backpressure: when more than ``max_pending`` events wait, :meth:`EventWriter.write` raises
 429 with ``Retry-After`` at once instead of letting memory grow. When PostgreSQL cannot be
@@ -27,6 +27,7 @@ from typing import Callable
 
 import asyncpg
 
+from app.db import event_batches
 from app.db.pool import UNAVAILABLE, within
 from app.problems import HTTPProblem
 from app.ingest.backpressure import overloaded, unavailable
@@ -59,7 +60,6 @@ class EventWriter:
         max_batch: int,
         max_wait_ms: float,
         max_pending: int,
-        concurrency: int = 1,
         max_events_per_error: int | None = None,
         timeout: float = 5.0,
         observe: BatchObserver | None = None,
@@ -70,11 +70,10 @@ class EventWriter:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_pending = max_pending
-        self.concurrency = concurrency
         self.observe = observe
         self._queue: list[PendingEvent] = []
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._down_until = 0.0
         self.in_flight = 0
@@ -89,13 +88,14 @@ class EventWriter:
         return time.monotonic() < self._down_until
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name=f"errgate-writer-{i}") for i in range(self.concurrency)]
+        self._task = asyncio.create_task(self._run(), name="errgate-writer")
 
     async def close(self) -> None:
         """Stop taking events, commit everything queued, answer it, then return."""
         self._closing = True
         self._wake.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def write(self, event: PendingEvent) -> bool:
         """Queue ``event`` and wait until it is committed; True if stored, False if it was a duplicate."""
@@ -204,99 +204,19 @@ class ErrorIds:
         return self._ids[key]
 
 
-_CREATE_ERRORS = """
-    with created as (
-    insert into error_tracking_errors
-        (project_id, fingerprint, name, description, actor, platform, first_seen_at, last_seen_at)
-    select p, f, n, d, a, pl, t, t
-    from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-         as x(p, f, n, d, a, pl, t)
-    order by p, f
-    on conflict (project_id, fingerprint) do nothing
-    returning project_id, id)
-    select project_id, id from created"""
-
-_ERROR_IDS = """
-    select e.id, e.project_id, e.fingerprint from error_tracking_errors e
-    join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f"""
-
-# One statement, so one round trip and its own transaction: insert the events and update
-# their errors. A retry of a stored event is skipped by the primary key when it arrives in the
-# same receive hour (UTC), or by the look at the previous hour's key range: so within one to two
-# hours (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events
-# per error ($10), events of an error at the cap are not stored (the cap may be passed by at
-# most one batch) but still move its last_seen_at. Counters count stored events only, so
-# that retention, which drops stored events, keeps them right. The errors' rows are locked in
-# key order before they are updated (``locked``): worker processes commit batches of the same
-# frequent errors side by side, and rows locked in the order a hash join yields them deadlocked
-# now and then (each deadlock stalls a writer for PostgreSQL's deadlock_timeout, 1 s).
-_INSERT_EVENTS = """
-    with input as (
-        select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                             $7::timestamptz[], $8::timestamptz[], $9::text[])
-            as x(p, er, ev, l, env, rel, t, r, pl)
-    ), inserted as (
-        insert into error_tracking_error_events
-            (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
-             received_hour, payload_text)
-        select p, er, ev, l, env, rel, t, r,
-               (r at time zone 'UTC')::date, extract(hour from r at time zone 'UTC')::smallint, pl
-        from input x
-        where not exists (
-                select 1 from error_tracking_error_events o
-                where o.project_id = x.p and o.event_id = x.ev
-                  and o.received_on = ((x.r - interval '1 hour') at time zone 'UTC')::date
-                  and o.received_hour = extract(hour from (x.r - interval '1 hour') at time zone 'UTC')::smallint)
-          and ($10::bigint is null or $10::bigint > (
-                select e.events_count from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
-        order by p, ev
-        on conflict do nothing
-        returning project_id, error_id, event_id, occurred_at
-    ), locked as materialized (
-        select e.project_id, e.id from error_tracking_errors e
-        where (e.project_id, e.id) in (select p, er from input)
-        order by e.project_id, e.id
-        for no key update of e
-    ), counted as (
-        update error_tracking_errors e
-        set events_count = e.events_count + coalesce(c.n, 0),
-            first_seen_at = least(e.first_seen_at, c.first_seen),
-            last_seen_at = greatest(e.last_seen_at, c.last_seen),
-            status = case when e.status = 'resolved' and c.n > 0 then 'unresolved' else e.status end,
-            updated_at = now()
-        from (select a.p, a.er, i.n,
-                     coalesce(i.first_seen, a.first_seen) as first_seen, coalesce(i.last_seen, a.last_seen) as last_seen
-              from (select p, er, min(t) as first_seen, max(t) as last_seen from input group by p, er) a
-              left join (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
-                                max(occurred_at) as last_seen
-                         from inserted group by project_id, error_id) i
-                on i.project_id = a.p and i.error_id = a.er
-              where i.n is not null or $10::bigint is not null) c
-        join locked l on l.project_id = c.p and l.id = c.er
-        where e.project_id = c.p and e.id = c.er
-    )
-    select project_id, event_id from inserted"""
-
-
-# A retry whose content changed may have created an error that then got no event.
-_DELETE_EMPTY_ERRORS = """
-    delete from error_tracking_errors e using unnest($1::bigint[], $2::bigint[]) as x(p, id)
-    where e.project_id = x.p and e.id = x.id and e.events_count = 0"""
-
-
 async def _create_errors(
     conn: asyncpg.Connection, new: list[PendingEvent], error_ids: ErrorIds
 ) -> list[asyncpg.Record]:
     """Create the errors of ``new`` (one event per error not known yet) and learn their ids;
     returns the errors created."""
     missing = [(e.project_id, e.summary.fingerprint) for e in new]
-    created = await conn.fetch(
-        _CREATE_ERRORS,
+    created = await event_batches.create_errors(
+        conn,
         [e.project_id for e in new], [e.summary.fingerprint for e in new], [e.summary.name for e in new],
         [e.summary.description for e in new], [e.summary.actor for e in new], [e.summary.platform for e in new],
         [e.summary.occurred_at for e in new],
     )
-    error_ids.remember(await conn.fetch(_ERROR_IDS, [k[0] for k in missing], [k[1] for k in missing]))
+    error_ids.remember(await event_batches.error_ids(conn, [k[0] for k in missing], [k[1] for k in missing]))
     return created
 
 
@@ -304,8 +224,8 @@ async def _insert_events(
     conn: asyncpg.Connection, batch: list[PendingEvent], error_ids: ErrorIds, cap: int | None
 ) -> list[asyncpg.Record]:
     try:
-        return await conn.fetch(
-            _INSERT_EVENTS,
+        return await event_batches.insert_events(
+            conn,
             [e.project_id for e in batch],
             [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
             [e.event_id for e in batch], [e.summary.level for e in batch],
@@ -341,8 +261,8 @@ async def write_batch(
                 created = await _create_errors(conn, [firsts[key] for key in missing], error_ids)
                 rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
                 if created and len(rows) < len(batch):
-                    await conn.execute(
-                        _DELETE_EMPTY_ERRORS, [r["project_id"] for r in created], [r["id"] for r in created]
+                    await event_batches.delete_empty_errors(
+                        conn, [r["project_id"] for r in created], [r["id"] for r in created]
                     )
                     error_ids.forget(list(firsts))
     return {(r["project_id"], r["event_id"].hex) for r in rows}

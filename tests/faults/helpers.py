@@ -23,6 +23,7 @@ import orjson
 import psutil
 
 from app.db import partitions
+from app.ingest.grouping import fingerprint_for
 from app.ingest.payload import pack_event
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
@@ -318,5 +319,5 @@ def pending_event(project_id: int, group: str, received_at: datetime, event_id: 
     event = message_event(f"event of {group}", fingerprint=[f"group-{group}"], timestamp=received_at.timestamp())
     if event_id:
         event["event_id"] = event_id
-    summary = summarize_event(event, received_at=received_at)
+    summary = summarize_event(event, fingerprint=fingerprint_for(event), received_at=received_at)
     return PendingEvent(project_id, event["event_id"], summary, pack_event(event), received_at)

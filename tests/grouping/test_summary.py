@@ -28,7 +28,7 @@ LEVELS = {"fatal", "error", "warning", "info", "debug"}
 
 
 def summarize(event: dict[str, Any]) -> EventSummary:
-    return summarize_event(event, received_at=RECEIVED_AT)
+    return summarize_event(event, fingerprint=fingerprint_for(event), received_at=RECEIVED_AT)
 
 
 # --- a realistic event ---------------------------------------------------------------------

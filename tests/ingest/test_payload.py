@@ -14,7 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.problems import HTTPProblem
-from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_event, load_event, pack_event, unpack_event
+from app.ingest.payload import MAX_DEPTH, decode_store_body, dumps_event, load_event, pack_event
+from app.ingest.rejection import Rejection
+from app.ingest.routes import as_problem
+from tests.ingest.refusals import refused
+from tests.ingest_http.helpers import unpack_event
 
 MIB = 1024 * 1024
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -25,7 +29,7 @@ def load(payload: bytes, max_bytes: int = MIB) -> dict:
 
 
 def rejected(payload: bytes, max_bytes: int = MIB) -> HTTPProblem:
-    with pytest.raises(HTTPProblem) as info:
+    with refused() as info:
         load(payload, max_bytes)
     return info.value
 
@@ -178,7 +182,8 @@ JSONISH = st.lists(
 def test_load_event_returns_a_dict_or_a_4xx(payload: bytes) -> None:
     try:
         event = load(payload, max_bytes=150)
-    except HTTPProblem as problem:
+    except Rejection as rejection:
+        problem = as_problem(rejection)
         assert problem.status in (400, 413)
         assert problem.body["causes"]
     else:
@@ -196,7 +201,7 @@ def store(body: bytes, max_bytes: int = MIB) -> bytes:
 
 
 def store_rejected(body: bytes, max_bytes: int = MIB) -> HTTPProblem:
-    with pytest.raises(HTTPProblem) as info:
+    with refused() as info:
         store(body, max_bytes)
     return info.value
 

@@ -10,6 +10,7 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
+from app.ingest.grouping import fingerprint_for
 from app.ingest.summary import summarize_event
 from app.ingest.writer import EventWriter, PendingEvent
 
@@ -33,7 +34,9 @@ class GatedWriter(EventWriter):
 
 def pending(n: int) -> PendingEvent:
     now = datetime.now(timezone.utc)
-    return PendingEvent(1, f"{n:032x}", summarize_event({"message": "m"}, received_at=now), "{}", now)
+    event = {"message": "m"}
+    summary = summarize_event(event, fingerprint=fingerprint_for(event), received_at=now)
+    return PendingEvent(1, f"{n:032x}", summary, "{}", now)
 
 
 async def test_idle_batch_waits_and_queued_batch_goes_at_once() -> None:

@@ -18,7 +18,6 @@ import asyncpg
 import orjson
 
 from app import state
-from app.ingest.payload import unpack_event
 from tests.conftest import ROOT_TOKEN
 
 COLLECTOR = "/api/v4/error_tracking/collector"
@@ -215,6 +214,11 @@ async def event_row(pool: asyncpg.Pool, project_id: int, event_id: str) -> async
         "select * from error_tracking_error_events where project_id = $1 and event_id = $2::uuid",
         project_id, event_id,
     )
+
+
+def unpack_event(text: str) -> dict[str, Any]:
+    """An event as errgate stores it (``payload_text``, the JSON text of ``app.ingest.payload.pack_event``)."""
+    return orjson.loads(text)
 
 
 def payload_of(row: asyncpg.Record) -> dict[str, Any]:

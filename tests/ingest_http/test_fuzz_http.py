@@ -23,7 +23,6 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.ingest.payload import unpack_event
 from tests.ingest_http.helpers import (
     collector_url,
     envelope,
@@ -31,6 +30,7 @@ from tests.ingest_http.helpers import (
     item,
     message_event,
     sentry_auth,
+    unpack_event,
 )
 
 FUZZ_SETTINGS = settings(
@@ -205,14 +205,16 @@ async def test_random_and_mutated_bodies_never_500_and_never_store_partial_event
        st.booleans())
 def test_any_well_framed_envelope_parses(items: list[tuple[str, bytes]], final_newline: bool) -> None:
     """The parser (no server): every item framed with ``length`` comes back as sent; never a crash."""
-    from app.problems import HTTPProblem
     from app.ingest.envelope import parse_envelope
+    from app.ingest.rejection import Rejection
+    from app.ingest.routes import as_problem
 
     events = [i for i in items if i[0] == "event"]
     body = envelope(*(item(kind, payload, length=True) for kind, payload in items), final_newline=final_newline)
     try:
         parsed = parse_envelope(body, max_item_bytes={"event": 1024})
-    except HTTPProblem as problem:
+    except Rejection as rejection:
+        problem = as_problem(rejection)
         assert problem.status == 400 and len(events) > 1, problem.body
         return
     assert len(events) <= 1

@@ -1,0 +1,135 @@
+"""Batches of events in SQL: their errors created, their ids looked up, the events stored and
+counted in one statement, and errors left without events deleted.
+
+Every statement takes one array per column (``unnest``), so a batch costs one round trip per
+statement whatever its size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+_CREATE_ERRORS = """
+    with created as (
+    insert into error_tracking_errors
+        (project_id, fingerprint, name, description, actor, platform, first_seen_at, last_seen_at)
+    select p, f, n, d, a, pl, t, t
+    from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+         as x(p, f, n, d, a, pl, t)
+    order by p, f
+    on conflict (project_id, fingerprint) do nothing
+    returning project_id, id)
+    select project_id, id from created"""
+
+_ERROR_IDS = """
+    select e.id, e.project_id, e.fingerprint from error_tracking_errors e
+    join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f"""
+
+# One statement, so one round trip and its own transaction: insert the events and update
+# their errors. A retry of a stored event is skipped by the primary key when it arrives in the
+# same receive hour (UTC), or by the look at the previous hour's key range: so within one to two
+# hours (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events
+# per error ($10), events of an error at the cap are not stored (the cap may be passed by at
+# most one batch) but still move its last_seen_at. Counters count stored events only, so
+# that retention, which drops stored events, keeps them right. The errors' rows are locked in
+# key order before they are updated (``locked``): worker processes commit batches of the same
+# frequent errors side by side, and rows locked in the order a hash join yields them deadlocked
+# now and then (each deadlock stalls a writer for PostgreSQL's deadlock_timeout, 1 s).
+_INSERT_EVENTS = """
+    with input as (
+        select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                             $7::timestamptz[], $8::timestamptz[], $9::text[])
+            as x(p, er, ev, l, env, rel, t, r, pl)
+    ), inserted as (
+        insert into error_tracking_error_events
+            (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
+             received_hour, payload_text)
+        select p, er, ev, l, env, rel, t, r,
+               (r at time zone 'UTC')::date, extract(hour from r at time zone 'UTC')::smallint, pl
+        from input x
+        where not exists (
+                select 1 from error_tracking_error_events o
+                where o.project_id = x.p and o.event_id = x.ev
+                  and o.received_on = ((x.r - interval '1 hour') at time zone 'UTC')::date
+                  and o.received_hour = extract(hour from (x.r - interval '1 hour') at time zone 'UTC')::smallint)
+          and ($10::bigint is null or $10::bigint > (
+                select e.events_count from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
+        order by p, ev
+        on conflict do nothing
+        returning project_id, error_id, event_id, occurred_at
+    ), locked as materialized (
+        select e.project_id, e.id from error_tracking_errors e
+        where (e.project_id, e.id) in (select p, er from input)
+        order by e.project_id, e.id
+        for no key update of e
+    ), counted as (
+        update error_tracking_errors e
+        set events_count = e.events_count + coalesce(c.n, 0),
+            first_seen_at = least(e.first_seen_at, c.first_seen),
+            last_seen_at = greatest(e.last_seen_at, c.last_seen),
+            status = case when e.status = 'resolved' and c.n > 0 then 'unresolved' else e.status end,
+            updated_at = now()
+        from (select a.p, a.er, i.n,
+                     coalesce(i.first_seen, a.first_seen) as first_seen, coalesce(i.last_seen, a.last_seen) as last_seen
+              from (select p, er, min(t) as first_seen, max(t) as last_seen from input group by p, er) a
+              left join (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
+                                max(occurred_at) as last_seen
+                         from inserted group by project_id, error_id) i
+                on i.project_id = a.p and i.error_id = a.er
+              where i.n is not null or $10::bigint is not null) c
+        join locked l on l.project_id = c.p and l.id = c.er
+        where e.project_id = c.p and e.id = c.er
+    )
+    select project_id, event_id from inserted"""
+
+# A retry whose content changed may have created an error that then got no event.
+_DELETE_EMPTY_ERRORS = """
+    delete from error_tracking_errors e using unnest($1::bigint[], $2::bigint[]) as x(p, id)
+    where e.project_id = x.p and e.id = x.id and e.events_count = 0"""
+
+
+async def create_errors(
+    conn: asyncpg.Connection,
+    project_ids: list[int],
+    fingerprints: list[str],
+    names: list[str],
+    descriptions: list[str],
+    actors: list[str],
+    platforms: list[str],
+    seen_at: list[datetime],
+) -> list[asyncpg.Record]:
+    """Insert the errors not stored yet (in key order); returns the ``(project_id, id)`` of those created."""
+    return await conn.fetch(_CREATE_ERRORS, project_ids, fingerprints, names, descriptions, actors, platforms, seen_at)
+
+
+async def error_ids(conn: asyncpg.Connection, project_ids: list[int], fingerprints: list[str]) -> list[asyncpg.Record]:
+    """``(id, project_id, fingerprint)`` of the stored errors among these keys."""
+    return await conn.fetch(_ERROR_IDS, project_ids, fingerprints)
+
+
+async def insert_events(
+    conn: asyncpg.Connection,
+    project_ids: list[int],
+    error_ids: list[int],
+    event_ids: list[str],
+    levels: list[str],
+    environments: list[str | None],
+    releases: list[str | None],
+    occurred_at: list[datetime],
+    received_at: list[datetime],
+    payloads: list[str],
+    max_events_per_error: int | None,
+) -> list[asyncpg.Record]:
+    """Store the events and count them on their errors (all errors must exist); returns the
+    ``(project_id, event_id)`` of the events really inserted (duplicates and events over the cap excluded)."""
+    return await conn.fetch(
+        _INSERT_EVENTS, project_ids, error_ids, event_ids, levels, environments, releases, occurred_at, received_at,
+        payloads, max_events_per_error,
+    )
+
+
+async def delete_empty_errors(conn: asyncpg.Connection, project_ids: list[int], error_ids: list[int]) -> None:
+    """Delete those of these errors that have no stored event."""
+    await conn.execute(_DELETE_EMPTY_ERRORS, project_ids, error_ids)
