@@ -142,9 +142,34 @@ class Params:
             raise HTTPProblem.bad_params(", ".join(self.errors))
 
 
+# PostgreSQL bigint, the type of every id column: a larger number cannot name a row.
+BIGINT_MAX = 2**63 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """``text`` as a row id, or None: ASCII digits only, within bigint.
+
+    ``str.isdigit`` and ``int`` take other digits too ('²' is a digit that ``int`` refuses,
+    '٢' is a two), and ``int`` refuses very long numbers; neither can be an id.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(BIGINT_MAX)):
+        return None
+    number = int(digits)
+    return number if number <= BIGINT_MAX else None
+
+
+def parse_ref(text: str) -> int | str:
+    """What GitLab's ``:id`` names: the row id when ``text`` is one, else a path or username (``text`` itself)."""
+    number = parse_id(text)
+    return text if number is None else number
+
+
 def path_id(request: web.Request, name: str, not_found: str) -> int:
     """A numeric id from the URL path; anything else is a 404 with GitLab's ``not_found`` message."""
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > 2**63 - 1:
+    number = parse_id(request.match_info[name])
+    if number is None:
         raise HTTPProblem.gitlab(404, not_found)
-    return int(raw)
+    return number
