@@ -22,13 +22,13 @@ import orjson
 
 from app import identity
 from app.api import entities
-from app.api.access import ACCESS_LEVELS
 from app.api.params import parse_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
 from app.database import prepare
 from app.db import migrations, projects
 from app.db.pool import create_pool, database_url
+from app.identity import ACCESS_LEVELS
 from app.problems import HTTPProblem
 from app.logs import setup_logging
 

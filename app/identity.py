@@ -16,6 +16,10 @@ from app import auth
 from app.db import projects, users
 from app.problems import HTTPProblem
 
+# GitLab's project roles (access levels); a project's creator becomes its Owner.
+GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
+ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
+
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
@@ -44,7 +48,7 @@ async def create_project(
     namespace, path = split_project_path(path_with_namespace)
     async with pool.acquire() as conn:
         try:
-            return await projects.create_project(conn, name or path, path, namespace, description, creator_id)
+            return await projects.create_project(conn, name or path, path, namespace, description, creator_id, OWNER)
         except asyncpg.UniqueViolationError:
             raise HTTPProblem(400, {"message": {"path": ["has already been taken"]}}) from None
 

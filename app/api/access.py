@@ -15,10 +15,8 @@ from app import state
 from app.api.params import parse_ref
 from app.auth import Caller, authenticate
 from app.db import projects
+from app.identity import OWNER
 from app.problems import HTTPProblem
-
-GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
-ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ from aiohttp import web
 
 from app import state
 from app.api import entities
-from app.api.access import MAINTAINER, project_access
+from app.api.access import project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import path_id, read_params
 from app.db import error_tracking
+from app.identity import MAINTAINER
 from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()

@@ -6,10 +6,11 @@ from aiohttp import web
 
 from app import identity, state
 from app.api import entities
-from app.api.access import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER, ProjectAccess, project_access
+from app.api.access import ProjectAccess, project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import path_id, read_params
 from app.db import projects
+from app.identity import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER
 from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()

@@ -11,9 +11,10 @@ MEMBER_COLUMNS = "u.id, u.username, u.name, u.state, m.access_level, m.expires_a
 
 
 async def create_project(
-    db: asyncpg.Connection, name: str, path: str, namespace_path: str, description: str | None, creator_id: int | None
+    db: asyncpg.Connection, name: str, path: str, namespace_path: str, description: str | None,
+    creator_id: int | None, creator_level: int,
 ) -> asyncpg.Record:
-    """Create a project with its creator, if any, as Owner (as GitLab does)."""
+    """Create a project with its creator, if any, as a member at ``creator_level``."""
     async with db.transaction():
         row = await db.fetchrow(
             f"""insert into projects as p (name, path, namespace_path, path_with_namespace, description, creator_id)
@@ -22,7 +23,8 @@ async def create_project(
         )
         if creator_id is not None:
             await db.execute(
-                "insert into members (project_id, user_id, access_level) values ($1, $2, 50)", row["id"], creator_id
+                "insert into members (project_id, user_id, access_level) values ($1, $2, $3)",
+                row["id"], creator_id, creator_level,
             )
         return row
 
