@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-Executor = asyncpg.Pool | asyncpg.Connection
+from app.db.pool import Executor
 
 PROJECT_COLUMNS = "p.id, p.name, p.path, p.namespace_path, p.path_with_namespace, p.description, p.created_at"
 MEMBER_COLUMNS = "u.id, u.username, u.name, u.state, m.access_level, m.expires_at, m.created_at"
