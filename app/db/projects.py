@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from app.db.error_tracking import KEYS_CHANNEL
 from app.db.pool import Executor
 
 PROJECT_COLUMNS = "p.id, p.name, p.path, p.namespace_path, p.path_with_namespace, p.description, p.created_at"
@@ -57,9 +58,8 @@ async def list_projects(
 async def delete_project(db: Executor, project_id: int) -> None:
     """Delete the project and everything in it; collectors drop its cached keys."""
     await db.execute(
-        "with d as (delete from projects where id = $1 returning id) "
-        "select pg_notify('errgate_keys', 'project:' || id) from d",
-        project_id,
+        "with d as (delete from projects where id = $1 returning id) select pg_notify($2, 'project:' || id) from d",
+        project_id, KEYS_CHANNEL,
     )
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from app import state
 from app.config import Settings
+from app.dsn import COLLECTOR_PATH
 from app.problems import HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
@@ -25,7 +26,7 @@ from app.ingest.payload import decode_store_body, load_event, pack_event
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 
-PREFIXES = ("", "/api/v4/error_tracking/collector", "/errortracking/api/v1/projects")
+PREFIXES = ("", COLLECTOR_PATH, "/errortracking/api/v1/projects")
 CHUNK_SIZE = 64 * 1024
 KiB = 1024
 
