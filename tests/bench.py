@@ -325,7 +325,7 @@ async def _preload(dsn: str, count: int, hours: int = 24) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         now = datetime.now(timezone.utc)
-        await partitions.ensure(conn, (now - timedelta(hours=hours)).date(), now.date())
+        await partitions.create_partitions(conn, (now - timedelta(hours=hours)).date(), now.date())
         project_id = await conn.fetchval("select id from projects order by id limit 1")
         await conn.execute(
             """insert into error_tracking_errors (project_id, fingerprint, name, description, actor, platform,
