@@ -20,6 +20,8 @@ from app.problems import HTTPProblem
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
 
+USER_NOT_FOUND = "404 User Not Found"
+
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
@@ -56,7 +58,7 @@ async def create_project(
 async def require_user(pool: asyncpg.Pool, ref: int | str) -> asyncpg.Record:
     row = await (users.user_by_id(pool, ref) if isinstance(ref, int) else users.user_by_username(pool, ref))
     if row is None:
-        raise HTTPProblem.gitlab(404, "404 User Not Found")
+        raise HTTPProblem.gitlab(404, USER_NOT_FOUND)
     return row
 
 

@@ -8,13 +8,14 @@ from app import identity, state
 from app.api import entities
 from app.api.access import ProjectAccess, project_access
 from app.api.pagination import page_from, paginated
-from app.api.params import path_id, read_params
+from app.api.params import found, path_id, read_params
 from app.db import projects
 from app.identity import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER
 from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 VALID_LEVELS = tuple(ACCESS_LEVELS.values())
+MEMBER_NOT_FOUND = "404 Member Not Found"
 
 
 def _check_grant(access: ProjectAccess, level: int) -> None:
@@ -47,14 +48,12 @@ async def add_member(request: web.Request) -> web.Response:
 @routes.put(r"/api/v4/projects/{id}/members/{user_id}")
 async def update_member(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    user_id = path_id(request, "user_id", "404 Member Not Found")
+    user_id = path_id(request, "user_id", MEMBER_NOT_FOUND)
     params = await read_params(request)
     level = params.integer("access_level", required=True, choices=VALID_LEVELS)
     params.done()
     pool = request.app[state.POOL]
-    current = await projects.member(pool, access.project_id, user_id)
-    if current is None:
-        raise HTTPProblem.gitlab(404, "404 Member Not Found")
+    current = found(await projects.member(pool, access.project_id, user_id), MEMBER_NOT_FOUND)
     _check_grant(access, max(level, current["access_level"]))
     await projects.update_member(pool, access.project_id, user_id, level)
     row = await projects.member(pool, access.project_id, user_id)
@@ -64,11 +63,9 @@ async def update_member(request: web.Request) -> web.Response:
 @routes.delete(r"/api/v4/projects/{id}/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    user_id = path_id(request, "user_id", "404 Member Not Found")
+    user_id = path_id(request, "user_id", MEMBER_NOT_FOUND)
     pool = request.app[state.POOL]
-    current = await projects.member(pool, access.project_id, user_id)
-    if current is None:
-        raise HTTPProblem.gitlab(404, "404 Member Not Found")
+    current = found(await projects.member(pool, access.project_id, user_id), MEMBER_NOT_FOUND)
     _check_grant(access, current["access_level"])
     await projects.remove_member(pool, access.project_id, user_id)
     return web.Response(status=204)

@@ -7,12 +7,14 @@ Validation errors are collected and answered together as Grape does:
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 import orjson
 from aiohttp import web
 
 from app.problems import HTTPProblem
+
+T = TypeVar("T")
 
 # dry-types' Params::Bool, which Grape uses to coerce booleans.
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
@@ -173,3 +175,10 @@ def path_id(request: web.Request, name: str, not_found: str) -> int:
     if number is None:
         raise HTTPProblem.gitlab(404, not_found)
     return number
+
+
+def found(row: T | None, not_found: str) -> T:
+    """The row that the path named, or a 404 with GitLab's ``not_found`` message when there is none."""
+    if row is None:
+        raise HTTPProblem.gitlab(404, not_found)
+    return row
