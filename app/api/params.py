@@ -1,4 +1,4 @@
-"""Request parameters as GitLab's API (Grape) reads them: query string, JSON body or form body, merged.
+"""Request parameters as GitLab's API (Grape) reads them (query string, JSON or form body, merged) and path ids.
 
 Validation errors are collected and answered together as Grape does:
 400 ``{"error": "active is missing, integrated is invalid"}``.
@@ -171,14 +171,11 @@ def parse_ref(text: str) -> int | str:
 
 def path_id(request: web.Request, name: str, not_found: str) -> int:
     """A numeric id from the URL path; anything else is a 404 with GitLab's ``not_found`` message."""
-    number = parse_id(request.match_info[name])
-    if number is None:
-        raise HTTPProblem.gitlab(404, not_found)
-    return number
+    return found(parse_id(request.match_info[name]), not_found)
 
 
-def found(row: T | None, not_found: str) -> T:
-    """The row that the path named, or a 404 with GitLab's ``not_found`` message when there is none."""
-    if row is None:
+def found(value: T | None, not_found: str) -> T:
+    """``value`` (an id, a row) when the path named one, else a 404 with GitLab's ``not_found`` message."""
+    if value is None:
         raise HTTPProblem.gitlab(404, not_found)
-    return row
+    return value
