@@ -22,12 +22,13 @@ import orjson
 
 from app import identity
 from app.api import entities
-from app.api.access import ACCESS_LEVELS, project_ref
+from app.api.params import parse_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
 from app.database import prepare
 from app.db import migrations, projects
 from app.db.pool import create_pool, database_url
+from app.identity import ACCESS_LEVELS
 from app.problems import HTTPProblem
 from app.logs import setup_logging
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_ref(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    return parse_ref(value)
 
 
 async def _user_create(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> Any:
@@ -95,7 +96,7 @@ async def _project_create(pool: asyncpg.Pool, args: argparse.Namespace, settings
 
 async def _member_add(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> Any:
     user = await identity.require_user(pool, _user_ref(args.user))
-    project = await projects.project_for_user(pool, project_ref(args.project), user["id"])
+    project = await projects.project_for_user(pool, parse_ref(args.project), user["id"])
     if project is None:
         raise HTTPProblem.gitlab(404, "404 Project Not Found")
     row = await identity.add_member(pool, project["id"], user["id"], args.access_level)

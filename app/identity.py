@@ -16,6 +16,12 @@ from app import auth
 from app.db import projects, users
 from app.problems import HTTPProblem
 
+# GitLab's project roles (access levels); a project's creator becomes its Owner.
+GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
+ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
+
+USER_NOT_FOUND = "404 User Not Found"
+
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
@@ -52,7 +58,7 @@ async def create_project(
     namespace, path = split_project_path(path_with_namespace)
     async with pool.acquire() as conn:
         try:
-            return await projects.create_project(conn, name or path, path, namespace, description, creator_id)
+            return await projects.create_project(conn, name or path, path, namespace, description, creator_id, OWNER)
         except asyncpg.UniqueViolationError:
             raise HTTPProblem(400, {"message": {"path": ["has already been taken"]}}) from None
 
@@ -60,7 +66,7 @@ async def create_project(
 async def require_user(pool: asyncpg.Pool, ref: int | str) -> asyncpg.Record:
     row = await (users.user_by_id(pool, ref) if isinstance(ref, int) else users.user_by_username(pool, ref))
     if row is None:
-        raise HTTPProblem.gitlab(404, "404 User Not Found")
+        raise HTTPProblem.gitlab(404, USER_NOT_FOUND)
     return row
 
 
@@ -81,13 +87,13 @@ async def change_member(
     ``may_manage_owners``, or taking it from the last Owner (administrators too): 403, as GitLab.
     """
     async with pool.acquire() as conn, conn.transaction():
-        owners = await projects.lock_owners(conn, project_id)
+        owners = await projects.lock_owners(conn, project_id, OWNER)
         current = await projects.member(conn, project_id, user_id, lock=True)
         if current is None:
             raise HTTPProblem.gitlab(404, "404 Member Not Found")
-        if projects.OWNER in (access_level, current["access_level"]) and not may_manage_owners:
+        if OWNER in (access_level, current["access_level"]) and not may_manage_owners:
             raise HTTPProblem.gitlab(403, "403 Forbidden")
-        if access_level != projects.OWNER and owners == [user_id]:
+        if access_level != OWNER and owners == [user_id]:
             raise HTTPProblem.gitlab(403, "403 Forbidden")
         if access_level is None:
             await projects.remove_member(conn, project_id, user_id)

@@ -45,10 +45,6 @@ IGNORED_LOGGERS = ("errgate.errors", "sentry_sdk*", "urllib3*")
 _own_request: contextvars.ContextVar[bool] = contextvars.ContextVar("errgate_own_report_request", default=False)
 
 
-def own_public_key(dsn: str) -> str | None:
-    return credentials.key_from_dsn(dsn)
-
-
 def own_project_id(dsn: str) -> str | None:
     """The last path segment of the DSN, as Sentry SDKs read it."""
     project = urlsplit(dsn).path.rstrip("/").rpartition("/")[2]
@@ -136,7 +132,7 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 def middleware(dsn: str) -> Middleware:
     """Report unexpected exceptions (then let ``error_middleware`` answer 500), except for requests
     that carry errgate's own key: reporting those could loop."""
-    public_key = own_public_key(dsn)
+    public_key = credentials.key_from_dsn(dsn)
 
     @web.middleware
     async def self_report_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -39,13 +39,13 @@ GC_THRESHOLD = (50_000, 20, 100)
 CLIENT_MAX_SIZE = 1024 * 1024
 
 
-def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
+def create_app(settings: Settings) -> web.Application:
     middlewares = [observe_middleware, error_middleware]
     if settings.sentry_dsn:
         middlewares.append(selfreport.middleware(settings.sentry_dsn))
     app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)
     app[state.SETTINGS] = settings
-    app[state.METRICS] = metrics or Metrics()
+    app[state.METRICS] = Metrics()
     headers.install(app)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(ingest_ctx)

@@ -7,18 +7,16 @@ project names do not leak; a member below the required role gets 403.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 import asyncpg
 from aiohttp import web
 
 from app import state
+from app.api.params import parse_ref
 from app.auth import Caller, authenticate
 from app.db import projects
+from app.identity import OWNER
 from app.problems import HTTPProblem
-
-GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
-ACCESS_LEVELS = {"guest": GUEST, "reporter": REPORTER, "developer": DEVELOPER, "maintainer": MAINTAINER, "owner": OWNER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +30,16 @@ class ProjectAccess:
         return self.project["id"]
 
 
-def project_ref(raw: str) -> int | str:
-    """A numeric id, or a namespaced path such as ``group/sub/app`` (sent as ``group%2Fsub%2Fapp``)."""
-    text = unquote(raw)
-    if text.isdigit():
-        return int(text)
-    return text
-
-
 def project_not_found() -> HTTPProblem:
     return HTTPProblem.gitlab(404, "404 Project Not Found")
 
 
 async def project_access(request: web.Request, min_level: int) -> ProjectAccess:
     caller = await authenticate(request)
-    ref = project_ref(request.match_info["id"])
-    if (isinstance(ref, int) and ref > 2**63 - 1) or (isinstance(ref, str) and "\x00" in ref):
+    # aiohttp has decoded the path once (group%2Fsub%2Fapp is group/sub/app here); decoding it
+    # again would make group%252Fapp name group/app.
+    ref = parse_ref(request.match_info["id"])
+    if isinstance(ref, str) and "\x00" in ref:  # PostgreSQL text cannot hold NUL
         raise project_not_found()
     row = await projects.project_for_user(request.app[state.POOL], ref, caller.user_id)
     if row is None:

@@ -11,27 +11,24 @@ from aiohttp import web
 
 from app import state
 from app.api import entities
-from app.api.access import MAINTAINER, project_access
+from app.api.access import project_access
 from app.api.pagination import page_from, paginated
-from app.api.params import path_id, read_params
+from app.api.params import found, path_id, read_params
 from app.db import error_tracking
-from app.problems import HTTPProblem, json_response
+from app.identity import MAINTAINER
+from app.problems import json_response
 
 routes = web.RouteTableDef()
 SETTINGS_PATH = r"/api/v4/projects/{id}/error_tracking/settings"
 KEYS_PATH = r"/api/v4/projects/{id}/error_tracking/client_keys"
-
-
-def _settings_not_found() -> HTTPProblem:
-    return HTTPProblem.gitlab(404, "404 Error Tracking Setting Not Found")
+SETTING_NOT_FOUND = "404 Error Tracking Setting Not Found"
+KEY_NOT_FOUND = "404 Not found"
 
 
 @routes.get(SETTINGS_PATH)
 async def get_settings(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    row = await error_tracking.settings(request.app[state.POOL], access.project_id)
-    if row is None:
-        raise _settings_not_found()
+    row = found(await error_tracking.settings(request.app[state.POOL], access.project_id), SETTING_NOT_FOUND)
     return json_response(entities.error_tracking_settings(row))
 
 
@@ -43,9 +40,7 @@ async def _save_settings(request: web.Request, create: bool) -> web.Response:
     params.done()
     async with request.app[state.POOL].acquire() as conn:
         row = await error_tracking.save_settings(conn, access.project_id, active, integrated, create)
-    if row is None:
-        raise _settings_not_found()
-    return json_response(entities.error_tracking_settings(row))
+    return json_response(entities.error_tracking_settings(found(row, SETTING_NOT_FOUND)))
 
 
 @routes.put(SETTINGS_PATH)
@@ -77,9 +72,7 @@ async def create_client_key(request: web.Request) -> web.Response:
 @routes.delete(KEYS_PATH + r"/{key_id}")
 async def delete_client_key(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    key_id = path_id(request, "key_id", "404 Not found")
+    key_id = path_id(request, "key_id", KEY_NOT_FOUND)
     async with request.app[state.POOL].acquire() as conn:
         row = await error_tracking.delete_key(conn, access.project_id, key_id)
-    if row is None:
-        raise HTTPProblem.gitlab(404, "404 Not found")
-    return json_response(entities.client_key(row, request.app[state.SETTINGS].external_url))
+    return json_response(entities.client_key(found(row, KEY_NOT_FOUND), request.app[state.SETTINGS].external_url))

@@ -10,14 +10,16 @@ from aiohttp import web
 
 from app import identity, state
 from app.api import entities
-from app.api.access import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER, ProjectAccess, project_access
+from app.api.access import ProjectAccess, project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import path_id, read_params
 from app.db import projects
+from app.identity import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER
 from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 VALID_LEVELS = tuple(ACCESS_LEVELS.values())
+MEMBER_NOT_FOUND = "404 Member Not Found"
 
 
 def _manages_owners(access: ProjectAccess) -> bool:
@@ -50,7 +52,7 @@ async def add_member(request: web.Request) -> web.Response:
 @routes.put(r"/api/v4/projects/{id}/members/{user_id}")
 async def update_member(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    user_id = path_id(request, "user_id", "404 Member Not Found")
+    user_id = path_id(request, "user_id", MEMBER_NOT_FOUND)
     params = await read_params(request)
     level = params.integer("access_level", required=True, choices=VALID_LEVELS)
     params.done()
@@ -63,7 +65,7 @@ async def update_member(request: web.Request) -> web.Response:
 @routes.delete(r"/api/v4/projects/{id}/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
     access = await project_access(request, MAINTAINER)
-    user_id = path_id(request, "user_id", "404 Member Not Found")
+    user_id = path_id(request, "user_id", MEMBER_NOT_FOUND)
     await identity.change_member(
         request.app[state.POOL], access.project_id, user_id, None, may_manage_owners=_manages_owners(access)
     )

@@ -1,4 +1,4 @@
-"""Request parameters as GitLab's API (Grape) reads them: query string, JSON body or form body, merged.
+"""Request parameters as GitLab's API (Grape) reads them (query string, JSON or form body, merged) and path ids.
 
 Validation errors are collected and answered together as Grape does:
 400 ``{"error": "active is missing, integrated is invalid"}``.
@@ -7,12 +7,14 @@ Validation errors are collected and answered together as Grape does:
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 import orjson
 from aiohttp import web
 
 from app.problems import HTTPProblem
+
+T = TypeVar("T")
 
 # dry-types' Params::Bool, which Grape uses to coerce booleans.
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
@@ -142,9 +144,38 @@ class Params:
             raise HTTPProblem.bad_params(", ".join(self.errors))
 
 
+# PostgreSQL bigint, the type of every id column: a larger number cannot name a row.
+BIGINT_MAX = 2**63 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """``text`` as a row id, or None: ASCII digits only, within bigint.
+
+    ``str.isdigit`` and ``int`` take other digits too ('²' is a digit that ``int`` refuses,
+    '٢' is a two), and ``int`` refuses very long numbers; neither can be an id.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(BIGINT_MAX)):
+        return None
+    number = int(digits)
+    return number if number <= BIGINT_MAX else None
+
+
+def parse_ref(text: str) -> int | str:
+    """What GitLab's ``:id`` names: the row id when ``text`` is one, else a path or username (``text`` itself)."""
+    number = parse_id(text)
+    return text if number is None else number
+
+
 def path_id(request: web.Request, name: str, not_found: str) -> int:
     """A numeric id from the URL path; anything else is a 404 with GitLab's ``not_found`` message."""
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > 2**63 - 1:
+    return found(parse_id(request.match_info[name]), not_found)
+
+
+def found(value: T | None, not_found: str) -> T:
+    """``value`` (an id, a row) when the path named one, else a 404 with GitLab's ``not_found`` message."""
+    if value is None:
         raise HTTPProblem.gitlab(404, not_found)
-    return int(raw)
+    return value

@@ -6,11 +6,12 @@ from aiohttp import web
 
 from app import identity, state
 from app.api import entities
-from app.api.access import OWNER, GUEST, project_access
+from app.api.access import project_access
 from app.api.pagination import page_from, paginated
 from app.api.params import read_params
 from app.auth import authenticate
 from app.db import projects
+from app.identity import GUEST, OWNER
 from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()

@@ -12,12 +12,13 @@ from app.db import users
 from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
+TOKEN_NOT_FOUND = "404 Not found"
 
 
 @routes.post(r"/api/v4/users/{user_id}/personal_access_tokens")
 async def create_token(request: web.Request) -> web.Response:
     await require_admin(request)
-    user_id = path_id(request, "user_id", "404 User Not Found")
+    user_id = path_id(request, "user_id", identity.USER_NOT_FOUND)
     params = await read_params(request)
     name = params.string("name", required=True)
     scopes = params.strings("scopes", required=True, choices=SCOPES)
@@ -32,11 +33,11 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     self_revoke = request.match_info["token_id"] == "self"
-    token_id = caller.token_id if self_revoke else path_id(request, "token_id", "404 Not found")
+    token_id = caller.token_id if self_revoke else path_id(request, "token_id", TOKEN_NOT_FOUND)
     pool = request.app[state.POOL]
     row = await users.token_by_id(pool, token_id)
     # Another user's token answers like a missing one, so token ids do not leak.
     if row is None or (row["user_id"] != caller.user_id and not caller.is_admin):
-        raise HTTPProblem.gitlab(404, "404 Not found")
+        raise HTTPProblem.gitlab(404, TOKEN_NOT_FOUND)
     await users.revoke_token(pool, token_id)
     return web.Response(status=204)

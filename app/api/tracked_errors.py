@@ -11,18 +11,16 @@ from aiohttp import web
 
 from app import state
 from app.api import entities
-from app.api.access import DEVELOPER, REPORTER, project_access
+from app.api.access import project_access
 from app.api.pagination import page_from, paginated
-from app.api.params import path_id, read_params
+from app.api.params import found, path_id, read_params
 from app.db import tracked_errors
-from app.problems import HTTPProblem, json_response
+from app.identity import DEVELOPER, REPORTER
+from app.problems import json_response
 
 routes = web.RouteTableDef()
 ERRORS_PATH = r"/api/v4/projects/{id}/error_tracking/errors"
-
-
-def _not_found() -> HTTPProblem:
-    return HTTPProblem.gitlab(404, "404 Error Not Found")
+ERROR_NOT_FOUND = "404 Error Not Found"
 
 
 @routes.get(ERRORS_PATH)
@@ -38,20 +36,17 @@ async def list_errors(request: web.Request) -> web.Response:
 @routes.get(ERRORS_PATH + r"/{error_id}")
 async def show_error(request: web.Request) -> web.Response:
     access = await project_access(request, REPORTER)
-    row = await tracked_errors.error(request.app[state.POOL], access.project_id, path_id(request, "error_id", "404 Error Not Found"))
-    if row is None:
-        raise _not_found()
+    error_id = path_id(request, "error_id", ERROR_NOT_FOUND)
+    row = found(await tracked_errors.error(request.app[state.POOL], access.project_id, error_id), ERROR_NOT_FOUND)
     return json_response(entities.error(row))
 
 
 @routes.put(ERRORS_PATH + r"/{error_id}")
 async def update_error(request: web.Request) -> web.Response:
     access = await project_access(request, DEVELOPER)
-    error_id = path_id(request, "error_id", "404 Error Not Found")
+    error_id = path_id(request, "error_id", ERROR_NOT_FOUND)
     params = await read_params(request)
     status = params.string("status", required=True, choices=tracked_errors.STATUSES)
     params.done()
     row = await tracked_errors.set_status(request.app[state.POOL], access.project_id, error_id, status)
-    if row is None:
-        raise _not_found()
-    return json_response(entities.error(row))
+    return json_response(entities.error(found(row, ERROR_NOT_FOUND)))

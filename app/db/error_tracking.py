@@ -10,7 +10,7 @@ import secrets
 
 import asyncpg
 
-Executor = asyncpg.Pool | asyncpg.Connection
+from app.db.pool import Executor
 
 KEYS_CHANNEL = "errgate_keys"
 SETTINGS_COLUMNS = "project_id, enabled, integrated, api_url, project_name, organization_name"

@@ -6,6 +6,7 @@ the others wait for it and then find nothing left to do.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -50,7 +51,9 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+@functools.cache
 def expected_version() -> int:
+    """The version this build's migrations reach, read from sql/ once per process (readiness asks on every probe)."""
     migrations = discover()
     return migrations[-1].version if migrations else 0
 

@@ -51,7 +51,8 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
     dropped: list[str] = []
     async with advisory_lock(conn, _LOCK_KEY):
         existing = await existing_partitions(conn)
-        created = await _create(conn, existing, first_day, today + timedelta(days=DAYS_AHEAD))
+        # Session-level advisory locks stack: create_partitions takes this one again and releases it.
+        created = await create_partitions(conn, first_day, today + timedelta(days=DAYS_AHEAD))
         for day, name in sorted(existing.items()):
             if day < first_kept:
                 await _drop(conn, name, first_kept)
@@ -61,25 +62,22 @@ async def maintain(conn: asyncpg.Connection, retention_days: int, today: date | 
     return {"created": created, "dropped": dropped}
 
 
-async def ensure(conn: asyncpg.Connection, first_day: date, last_day: date) -> list[str]:
+async def create_partitions(conn: asyncpg.Connection, first_day: date, last_day: date) -> list[str]:
     """Create the missing partitions from ``first_day`` to ``last_day`` (inclusive); returns their names.
-    The service only needs :func:`maintain`; loading old data (or the benchmark) may need past days."""
-    async with advisory_lock(conn, _LOCK_KEY):
-        return await _create(conn, await existing_partitions(conn), first_day, last_day)
-
-
-async def _create(conn: asyncpg.Connection, existing: dict[date, str], first_day: date, last_day: date) -> list[str]:
+    :func:`maintain` needs them from yesterday on; loading older events (the benchmark does) needs past days."""
     created = []
-    day = first_day
-    while day <= last_day:
-        if day not in existing:
-            name = partition_name(day)
-            await conn.execute(
-                f"create table if not exists {name} partition of {PARENT} "
-                f"for values from ('{day.isoformat()}') to ('{(day + timedelta(days=1)).isoformat()}')"
-            )
-            created.append(name)
-        day += timedelta(days=1)
+    async with advisory_lock(conn, _LOCK_KEY):
+        existing = await existing_partitions(conn)
+        day = first_day
+        while day <= last_day:
+            if day not in existing:
+                name = partition_name(day)
+                await conn.execute(
+                    f"create table if not exists {name} partition of {PARENT} "
+                    f"for values from ('{day.isoformat()}') to ('{(day + timedelta(days=1)).isoformat()}')"
+                )
+                created.append(name)
+            day += timedelta(days=1)
     return created
 
 

@@ -22,6 +22,9 @@ def database_url(settings: Settings) -> str:
 
 T = TypeVar("T")
 
+# What the SQL functions of app.db run on: the pool, or a connection already held (a transaction).
+Executor = asyncpg.Pool | asyncpg.Connection
+
 CONNECT_TIMEOUT_SECONDS = 5
 
 # Failures that mean "the database is not reachable right now" (as opposed to a bad statement).

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncpg
 
-Executor = asyncpg.Pool | asyncpg.Connection
-OWNER = 50  # GitLab's access level of a project's Owner
+from app.db.error_tracking import KEYS_CHANNEL
+from app.db.pool import Executor
 
 PROJECT_COLUMNS = "p.id, p.name, p.path, p.namespace_path, p.path_with_namespace, p.description, p.created_at"
 MEMBER_COLUMNS = "u.id, u.username, u.name, u.state, m.access_level, m.expires_at, m.created_at"
 
 
 async def create_project(
-    db: asyncpg.Connection, name: str, path: str, namespace_path: str, description: str | None, creator_id: int | None
+    db: asyncpg.Connection, name: str, path: str, namespace_path: str, description: str | None,
+    creator_id: int | None, creator_level: int,
 ) -> asyncpg.Record:
-    """Create a project with its creator, if any, as Owner (as GitLab does)."""
+    """Create a project with its creator, if any, as a member at ``creator_level``."""
     async with db.transaction():
         row = await db.fetchrow(
             f"""insert into projects as p (name, path, namespace_path, path_with_namespace, description, creator_id)
@@ -24,7 +25,7 @@ async def create_project(
         if creator_id is not None:
             await db.execute(
                 "insert into members (project_id, user_id, access_level) values ($1, $2, $3)",
-                row["id"], creator_id, OWNER,
+                row["id"], creator_id, creator_level,
             )
         return row
 
@@ -57,9 +58,8 @@ async def list_projects(
 async def delete_project(db: Executor, project_id: int) -> None:
     """Delete the project and everything in it; collectors drop its cached keys."""
     await db.execute(
-        "with d as (delete from projects where id = $1 returning id) "
-        "select pg_notify('errgate_keys', 'project:' || id) from d",
-        project_id,
+        "with d as (delete from projects where id = $1 returning id) select pg_notify($2, 'project:' || id) from d",
+        project_id, KEYS_CHANNEL,
     )
 
 
@@ -82,7 +82,7 @@ async def member(db: Executor, project_id: int, user_id: int, *, lock: bool = Fa
     )
 
 
-async def lock_owners(db: asyncpg.Connection, project_id: int) -> list[int]:
+async def lock_owners(db: asyncpg.Connection, project_id: int, owner_level: int) -> list[int]:
     """The user ids of the project's Owners, their rows locked until the end of the transaction.
 
     Taken before any other member row of the project, in user id order, so concurrent changes
@@ -91,7 +91,7 @@ async def lock_owners(db: asyncpg.Connection, project_id: int) -> list[int]:
     """
     rows = await db.fetch(
         "select user_id from members where project_id = $1 and access_level = $2 order by user_id for update",
-        project_id, OWNER,
+        project_id, owner_level,
     )
     return [r["user_id"] for r in rows]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-Executor = asyncpg.Pool | asyncpg.Connection
+from app.db.pool import Executor
 
 STATUSES = ("unresolved", "resolved", "ignored")
 ERROR_COLUMNS = (

@@ -6,7 +6,7 @@ from datetime import date
 
 import asyncpg
 
-Executor = asyncpg.Pool | asyncpg.Connection
+from app.db.pool import Executor
 
 USER_COLUMNS = "id, username, name, email, is_admin, state, created_at"
 TOKEN_COLUMNS = "id, user_id, name, scopes, expires_at, revoked, last_used_at, created_at"

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from app import state
 from app.config import Settings
+from app.dsn import COLLECTOR_PATH
 from app.problems import Handler, HTTPProblem, json_response
 from app.ingest import credentials
 from app.ingest.body import read_body
@@ -27,7 +28,7 @@ from app.ingest.rejection import Rejection
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 
-PREFIXES = ("", "/api/v4/error_tracking/collector", "/errortracking/api/v1/projects")
+PREFIXES = ("", COLLECTOR_PATH, "/errortracking/api/v1/projects")
 CHUNK_SIZE = 64 * 1024
 KiB = 1024
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+
+from app.db import error_tracking
 
 from tests.api.helpers import FORBIDDEN, PROJECT_NOT_FOUND, members_of
 from tests.conftest import ROOT_TOKEN
@@ -105,6 +109,22 @@ async def test_delete_project_by_owner_or_admin(api, world, pool, who) -> None:
         "select count(*) from error_tracking_client_keys where project_id = $1", project["id"]
     ) == 0
     assert (await api.get(f"/projects/{project['id']}", token=ROOT_TOKEN)).status == 404
+
+async def test_deleting_a_project_tells_the_collectors_to_drop_its_keys(api, world, pool) -> None:
+    project = await world.project()
+    notices: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_notify(conn, pid, channel: str, payload: str) -> None:
+        notices.put_nowait(payload)
+
+    async with pool.acquire() as conn:
+        await conn.add_listener(error_tracking.KEYS_CHANNEL, on_notify)
+        try:
+            reply = await api.delete(f"/projects/{project['id']}", token=ROOT_TOKEN)
+            assert reply.status == 202
+            assert await asyncio.wait_for(notices.get(), 5) == f"project:{project['id']}"
+        finally:
+            await conn.remove_listener(error_tracking.KEYS_CHANNEL, on_notify)
 
 
 @pytest.mark.parametrize("level", [10, 20, 30, 40])

@@ -22,7 +22,7 @@ async def preload(dsn: str, count: int, hours: int = 24) -> None:
     """
     async with connect(dsn) as conn:
         now = datetime.now(timezone.utc)
-        await partitions.ensure(conn, (now - timedelta(hours=hours)).date(), now.date())
+        await partitions.create_partitions(conn, (now - timedelta(hours=hours)).date(), now.date())
         project_id = await conn.fetchval(sql.FIRST_PROJECT)
         await conn.execute(sql.PRELOAD_ERRORS, project_id)
         ids = [r["id"] for r in await conn.fetch(sql.PROJECT_ERROR_IDS, project_id)]

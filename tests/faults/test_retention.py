@@ -105,11 +105,11 @@ async def test_partitions_for_past_days_can_be_created_ahead_of_loading(pool) ->
     async with pool.acquire() as conn:
         before = set(await partitions.existing_partitions(conn))
         try:
-            created = await partitions.ensure(conn, first, last)
+            created = await partitions.create_partitions(conn, first, last)
             wanted = {first + timedelta(days=n) for n in range(3)}
             assert set(created) == {partitions.partition_name(day) for day in wanted - before}
             assert wanted <= set(await partitions.existing_partitions(conn))
-            assert await partitions.ensure(conn, first, last) == []  # idempotent
+            assert await partitions.create_partitions(conn, first, last) == []  # idempotent
         finally:
             for day, name in (await partitions.existing_partitions(conn)).items():
                 if day not in before:

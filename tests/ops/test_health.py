@@ -60,3 +60,16 @@ async def test_readiness_is_503_when_the_database_is_unreachable(server: Server,
     assert status == 503
     assert body["status"] == "unavailable"
     assert body["reason"].startswith("database unreachable"), body
+
+
+async def test_readiness_reads_the_migrations_folder_once(
+    server: Server, http: aiohttp.ClientSession, monkeypatch
+) -> None:
+    assert (await _get(http, server.url + health.READINESS_PATH))[0] == 200
+
+    def gone() -> None:
+        raise FileNotFoundError("sql/ read again")
+
+    monkeypatch.setattr(migrations, "sql_dir", gone)
+    status, body = await _get(http, server.url + health.READINESS_PATH)
+    assert (status, body) == (200, {"status": "ok", "schema_version": migrations.expected_version()})
