@@ -1,13 +1,4 @@
-"""The ``errgate`` command: serve, migrate, and the identity operations for scripts (JSON on stdout).
-
-Examples::
-
-    errgate serve
-    errgate user create alice --admin
-    errgate project create group/app --owner alice
-    errgate member add group/app bob --access-level maintainer
-    errgate token create alice --scope api
-"""
+"""The ``errgate`` command: serve, migrate, and the identity operations for scripts (JSON on stdout)."""
 
 from __future__ import annotations
 
@@ -15,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from datetime import date
+from importlib import metadata
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -40,8 +32,32 @@ def _access_level(value: str) -> int:
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(ACCESS_LEVELS)} or 10-50, got {value!r}")
 
 
+# --help is plain text: argparse prints these as they are.
+DESCRIPTION = "errgate: serve, migrate, and the identity operations for scripts (JSON on stdout)."
+EXAMPLES = """examples:
+  errgate serve
+  errgate user create alice --admin
+  errgate user create bob
+  errgate project create group/app --owner alice
+  errgate member add group/app bob --access-level maintainer
+  errgate token create alice --scope api
+
+Configuration comes from the environment (DATABASE_URL, ERRGATE_*); see README.md."""
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, through the package metadata)."""
+    try:
+        return metadata.version("errgate")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="errgate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="errgate", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"errgate {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service (migrates first)")

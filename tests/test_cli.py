@@ -8,6 +8,7 @@ import hashlib
 import os
 import socket
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
+from app.cli import main
 from tests.conftest import Api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +192,22 @@ async def test_a_start_that_cannot_work_stops_with_one_line_naming_the_variable(
         assert (run.code, run.stdout) == (2, ""), (args, env, run.stderr)
         assert len(run.stderr.splitlines()) == 1, (args, env, run.stderr)
         assert run.stderr.startswith(f"errgate: {variable}: "), (args, env, run.stderr)
+
+
+def test_version_is_the_package_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert (exited.value.code, capsys.readouterr().out) == (0, f"errgate {metadata.version('errgate')}\n")
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["user", "create"], ["project", "create"],
+                                     ["member", "add"], ["token", "create"]])
+def test_help_is_plain_text(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0 and out.startswith("usage: errgate")
+    assert not any(markup in out for markup in ("``", "::", ":class:")), out
 
 
 async def test_installed_console_script() -> None:
