@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import date
 from importlib import metadata
@@ -148,7 +149,10 @@ async def _with_database(settings: Settings, operation: Operation | None, args: 
 
 def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    setup_logging(settings.log_level)
+    # A one-shot command's output is its JSON; its progress (the embedded server starting, each
+    # migration applied) is logged only when ERRGATE_LOG_LEVEL asks for it.
+    quiet = args.command != "serve" and "ERRGATE_LOG_LEVEL" not in os.environ
+    setup_logging("warning" if quiet else settings.log_level)
     if args.command == "serve":
         from app.workers import serve_forever
 

@@ -50,6 +50,7 @@ async def test_errgate_migrate_without_database_url_uses_the_embedded_server(tmp
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()
+    assert stderr == b"", "a one-shot command logs its progress only when ERRGATE_LOG_LEVEL is set"
     result = orjson.loads(stdout)
     assert result["applied"] and result["applied"][-1] == result["version"]
     assert (tmp_path / "pgdata" / "PG_VERSION").exists()
