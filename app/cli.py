@@ -1,20 +1,13 @@
-"""The ``errgate`` command: serve, migrate, and the identity operations for scripts (JSON on stdout).
-
-Examples::
-
-    errgate serve
-    errgate user create alice --admin
-    errgate project create group/app --owner alice
-    errgate member add group/app bob --access-level maintainer
-    errgate token create alice --scope api
-"""
+"""The ``errgate`` command: serve, migrate, and the identity operations for scripts (JSON on stdout)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import date
+from importlib import metadata
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -25,9 +18,9 @@ from app.api import entities
 from app.api.params import parse_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
-from app.database import prepare
+from app.database import open_pool, prepare
 from app.db import migrations, projects
-from app.db.pool import create_pool, database_url
+from app.db.pool import database_url
 from app.identity import ACCESS_LEVELS
 from app.problems import HTTPProblem
 from app.logs import setup_logging
@@ -41,8 +34,32 @@ def _access_level(value: str) -> int:
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(ACCESS_LEVELS)} or 10-50, got {value!r}")
 
 
+# --help is plain text: argparse prints these as they are.
+DESCRIPTION = "errgate: serve, migrate, and the identity operations for scripts (JSON on stdout)."
+EXAMPLES = """examples:
+  errgate serve
+  errgate user create alice --admin
+  errgate user create bob
+  errgate project create group/app --owner alice
+  errgate member add group/app bob --access-level maintainer
+  errgate token create alice --scope api
+
+Configuration comes from the environment (DATABASE_URL, ERRGATE_*); see README.md."""
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, through the package metadata)."""
+    try:
+        return metadata.version("errgate")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="errgate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="errgate", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"errgate {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service (migrates first)")
@@ -120,7 +137,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 async def _with_database(settings: Settings, operation: Operation | None, args: argparse.Namespace) -> Any:
     dsn = database_url(settings)
-    pool = await create_pool(dsn, 2)
+    pool = await open_pool(dsn, 2)
     try:
         async with pool.acquire() as conn:
             applied = await prepare(conn, settings)
@@ -131,14 +148,12 @@ async def _with_database(settings: Settings, operation: Operation | None, args: 
         await pool.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"errgate: configuration error: {exc}", file=sys.stderr)
-        return 2
-    setup_logging(settings.log_level)
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    # A one-shot command's output is its JSON; its progress (the embedded server starting, each
+    # migration applied) is logged only when ERRGATE_LOG_LEVEL asks for it.
+    quiet = args.command != "serve" and "ERRGATE_LOG_LEVEL" not in os.environ
+    setup_logging("warning" if quiet else settings.log_level)
     if args.command == "serve":
         from app.workers import serve_forever
 
@@ -151,6 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        # A bad value, a database that does not answer, a port in use: one line naming the variable.
+        print(f"errgate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C before serving started (the server itself handles SIGINT)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,7 @@
 """Running the service: one process, or several worker processes sharing the port with SO_REUSEPORT.
 
+Before anything starts, the parent makes sure that the ports are free and the database answers, so
+that either mistake stops the start with one line naming the variable (not one traceback per worker).
 The embedded PostgreSQL, when used, is started once by the parent so that workers only connect to it.
 Self-reporting (``SENTRY_DSN``) is started in each serving process: sentry-sdk's client and its
 sending thread belong to one process.
@@ -9,14 +11,17 @@ Each process runs on uvloop, which roughly halves the event loop's CPU cost per 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 
 import uvloop
 
-from app.config import Settings
+from app.config import ConfigError, Settings
+from app.database import check_database
 from app.db.pool import database_url
 from app.logs import setup_logging
 from app.selfreport import init_self_reporting
@@ -34,9 +39,38 @@ def _worker(settings: Settings) -> None:
     _run(settings)
 
 
+def _check_port_free(host: str, port: int, variable: str) -> None:
+    """Bind ``host:port`` once and let go, as the server will bind it (SO_REUSEADDR, no SO_REUSEPORT:
+    another errgate on the port is refused too, even though workers share it among themselves)."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in addresses:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
+    except OSError as exc:
+        where = f"{host or '*'}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"{variable}: {where} is already in use; stop what listens there or set {variable} to a free port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"{variable}: no permission to listen on {where}; set {variable} to a port above 1023"
+            ) from None
+        raise ConfigError(
+            f"ERRGATE_HOST: cannot listen on {where} ({exc.strerror or exc}); "
+            "set ERRGATE_HOST to an address of this machine, such as 127.0.0.1 or 0.0.0.0"
+        ) from None
+
+
 def serve_forever(settings: Settings, workers: int) -> int:
+    _check_port_free(settings.host, settings.port, "ERRGATE_PORT")
+    if settings.metrics_port is not None:
+        _check_port_free(settings.host, settings.metrics_port, "ERRGATE_METRICS_PORT")
     if not settings.database_url:
         settings = dataclasses.replace(settings, database_url=database_url(settings))
+    check_database(settings.database_url)
     if workers <= 1:
         _run(settings)
         return 0

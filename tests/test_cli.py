@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import os
+import socket
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import aiohttp
 import orjson
 import pytest
 
+from app.cli import main
 from tests.conftest import Api
+from tests.process import errgate_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,14 +36,6 @@ class Run:
         return orjson.loads(self.stderr.strip().splitlines()[-1])
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any errgate setting, plus ``extra``."""
-    dropped = ("DATABASE_URL", "TEST_DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ERRGATE_") and k not in dropped}
-    env.update(extra)
-    return env
-
-
 async def errgate(*args: str, env: dict[str, str]) -> Run:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", *args, env=env, cwd=ROOT,
@@ -53,7 +48,7 @@ async def errgate(*args: str, env: dict[str, str]) -> Run:
 @pytest.fixture
 def cli(database_url: str, pool):
     """``await cli("user", "create", "alice")`` on a clean test database (``pool`` empties the tables)."""
-    env = clean_env(DATABASE_URL=database_url)
+    env = errgate_env(DATABASE_URL=database_url)
 
     async def run(*args: str) -> Run:
         return await errgate(*args, env=env)
@@ -152,25 +147,60 @@ async def test_migrate_prints_json(cli) -> None:
     assert isinstance(body["version"], int) and body["version"] >= 1
 
 
-# Every variable's validation is covered in test_config.py; these check the exit code and message.
-BAD_CONFIGURATION = [("ERRGATE_PORT", "abc"), ("DATABASE_URL", "mysql://x")]
+# Nothing listens on port 1: a start that got past its checks would fail there instead of touching a real database.
+CLOSED = "postgresql://postgres@127.0.0.1:1/none"
 
 
-async def test_bad_configuration_is_exit_2_naming_the_variable(tmp_path) -> None:
-    # Nothing listens on port 1: should validation let a bad value through, the command fails anyway
-    # instead of touching a real database.
-    base = clean_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", ERRGATE_DATA_DIR=str(tmp_path))
-    runs = await asyncio.gather(*(errgate("migrate", env={**base, name: value}) for name, value in BAD_CONFIGURATION))
-    for (name, value), run in zip(BAD_CONFIGURATION, runs):
-        assert run.code == 2, (name, value, run.stderr)
-        assert name in run.stderr and run.stdout == ""
+async def test_a_start_that_cannot_work_stops_with_one_line_naming_the_variable(tmp_path) -> None:
+    """A bad value (every variable's validation is covered in test_config.py), a database that does
+    not answer, a port in use: exit 2 and one line on stderr that names the variable to fix."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        busy_port = str(busy.getsockname()[1])
+        cases = [
+            ("ERRGATE_PORT", ["migrate"], {"ERRGATE_PORT": "abc"}),
+            ("ERRGATE_PORT", ["serve"], {"ERRGATE_PORT": "abc"}),
+            ("DATABASE_URL", ["serve"], {"DATABASE_URL": "mysql://x"}),
+            ("DATABASE_URL", ["serve"], {}),
+            ("DATABASE_URL", ["migrate"], {}),
+            ("DATABASE_URL", ["serve"], {"DATABASE_URL": "postgresql://postgres@nosuchhost.invalid/none"}),
+            ("ERRGATE_PORT", ["serve"], {"ERRGATE_PORT": busy_port}),
+            ("ERRGATE_METRICS_PORT", ["serve"], {"ERRGATE_METRICS_PORT": busy_port}),
+            ("ERRGATE_HOST", ["serve"], {"ERRGATE_HOST": "nosuchhost.invalid"}),
+            ("ERRGATE_DATA_DIR", ["serve"], {"DATABASE_URL": "", "ERRGATE_DATA_DIR": str(not_a_directory)}),
+        ]
+        base = errgate_env(DATABASE_URL=CLOSED, ERRGATE_DATA_DIR=str(tmp_path), ERRGATE_PORT=str(free_port()))
+        runs = await asyncio.gather(*(errgate(*args, env={**base, **env}) for _, args, env in cases))
+    for (variable, args, env), run in zip(cases, runs):
+        assert (run.code, run.stdout) == (2, ""), (args, env, run.stderr)
+        assert len(run.stderr.splitlines()) == 1, (args, env, run.stderr)
+        assert run.stderr.startswith(f"errgate: {variable}: "), (args, env, run.stderr)
+
+
+def test_version_is_the_package_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert (exited.value.code, capsys.readouterr().out) == (0, f"errgate {metadata.version('errgate')}\n")
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["user", "create"], ["project", "create"],
+                                     ["member", "add"], ["token", "create"]])
+def test_help_is_plain_text(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0 and out.startswith("usage: errgate")
+    assert not any(markup in out for markup in ("``", "::", ":class:")), out
 
 
 async def test_installed_console_script() -> None:
     """``errgate`` on PATH (pyproject's [project.scripts]) is the same command."""
     script = Path(sys.executable).with_name("errgate")
     process = await asyncio.create_subprocess_exec(
-        str(script), "--help", env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        str(script), "--help", env=errgate_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0

