@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -324,3 +326,40 @@ async def test_the_last_date_postgresql_and_python_share_is_accepted(api, world)
     body = {"name": "t", "scopes": ["api"], "expires_at": "9999-12-31"}
     reply = await api.post(f"/users/{bob['id']}/personal_access_tokens", token=ROOT_TOKEN, json=body)
     assert (reply.status, reply.body["expires_at"]) == (201, "9999-12-31")
+
+
+async def test_an_email_too_long_for_its_unique_index_is_400(api, pool) -> None:
+    email = "b" * 3000 + "@example.com"
+    reply = await api.post("/users", token=ROOT_TOKEN, json={"username": "bob", "name": "Bob", "email": email})
+    assert (reply.status, reply.body) == (400, {"message": {"email": ["is too long (maximum is 255 characters)"]}})
+    assert "bob" not in await usernames(pool)
+
+
+async def test_a_project_path_too_long_for_its_unique_index_is_400(api, pool) -> None:
+    path = "/".join(["g" * 200] * 20)
+    reply = await api.post("/projects", token=ROOT_TOKEN, json={"path_with_namespace": path})
+    assert (reply.status, reply.body) == (400, {"message": {"path": ["is too long (maximum is 1024 characters)"]}})
+    assert await pool.fetchval("select count(*) from projects") == 0
+
+
+async def test_a_project_path_segment_ending_in_a_newline_is_400(api, pool) -> None:
+    reply = await api.post("/projects", token=ROOT_TOKEN, json={"path_with_namespace": "group\n/app"})
+    assert (reply.status, reply.body) == (400, {"message": {"path": ["must be a namespaced path such as group/app"]}})
+    assert await pool.fetchval("select count(*) from projects") == 0
+
+
+@pytest.mark.parametrize("header", [b"PRIVATE-TOKEN: \xff\xfe", b"Authorization: Bearer glpat-\xe9\xff"])
+async def test_a_token_that_is_not_utf_8_is_401(api, header) -> None:
+    """HTTP header bytes are not necessarily UTF-8; aiohttp's client would not send these, so a raw socket does."""
+    url = urlsplit(api.base)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(b"GET /api/v4/user HTTP/1.1\r\nHost: errgate\r\n" + header + b"\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 "), answer
+    assert orjson.loads(body) == {"message": "401 Unauthorized"}
