@@ -50,9 +50,6 @@ _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 # aiohttp's own default for request.post(); one field costs a dict entry, not just its bytes.
 MAX_FORM_FIELDS = 1000
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
-_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
-
 
 async def read_params(request: web.Request) -> "Params":
     values: dict[str, Any] = {}
@@ -226,6 +223,10 @@ def _merge_pairs(values: dict[str, Any], pairs: Iterable[tuple[str, str]]) -> No
         else:
             values[key] = value
     values.update(lists)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 class Params:
