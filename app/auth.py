@@ -44,7 +44,8 @@ def generate_token() -> str:
 
 
 def token_digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    # aiohttp hands over a header's non-UTF-8 bytes as lone surrogates; they digest like any wrong token.
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def token_from_request(request: web.Request) -> str | None:

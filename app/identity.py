@@ -24,11 +24,17 @@ USER_NOT_FOUND = "404 User Not Found"
 
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 _PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+# Unique indexes cover the email and the project's full path, and a btree entry holds at most
+# about 2,700 bytes: longer values are refused here rather than fail in the database.
+MAX_EMAIL_LENGTH = 255  # GitLab's
+MAX_PROJECT_PATH_LENGTH = 1024
 
 
 async def create_user(pool: asyncpg.Pool, username: str, name: str, email: str | None, admin: bool) -> asyncpg.Record:
     if not _USERNAME_RE.match(username) or username.endswith((".git", ".atom")):
         raise HTTPProblem(400, {"message": {"username": ["is invalid"]}})
+    if email is not None and len(email) > MAX_EMAIL_LENGTH:
+        raise HTTPProblem(400, {"message": {"email": [f"is too long (maximum is {MAX_EMAIL_LENGTH} characters)"]}})
     try:
         return await users.create_user(pool, username, name, email, admin)
     except asyncpg.UniqueViolationError as exc:
@@ -39,7 +45,9 @@ async def create_user(pool: asyncpg.Pool, username: str, name: str, email: str |
 def split_project_path(path_with_namespace: str) -> tuple[str, str]:
     """``group/sub/app`` → (``group/sub``, ``app``), validating each segment."""
     segments = path_with_namespace.strip("/").split("/")
-    if len(segments) < 2 or not all(_PATH_SEGMENT_RE.match(s) for s in segments):
+    if len(path_with_namespace) > MAX_PROJECT_PATH_LENGTH:
+        raise HTTPProblem(400, {"message": {"path": [f"is too long (maximum is {MAX_PROJECT_PATH_LENGTH} characters)"]}})
+    if len(segments) < 2 or not all(_PATH_SEGMENT_RE.fullmatch(s) for s in segments):
         raise HTTPProblem(400, {"message": {"path": ["must be a namespaced path such as group/app"]}})
     return "/".join(segments[:-1]), segments[-1]
 
