@@ -14,6 +14,9 @@ against a bare aiohttp handler that only reads the body and answers ``{"id": ...
 framework's ceiling on this machine (the corpus is sent again from the start if it runs out).
 ``--mode compare`` runs the bare handler and then errgate with the same load and adds
 ``fraction_of_ceiling``: errgate's stored events/s over the bare handler's requests/s.
+``--mode hostile`` sends requests meant to hurt errgate instead (gzip bombs, slow clients, tokens in
+malformed requests, forged hosts…) and prints, for each case, what errgate answered, how long it
+took, its peak and remaining RSS, and the latency of ``/-/liveness`` meanwhile (tests/bench/hostile.py).
 ``--rate`` sends at a fixed rate instead of as fast as possible (for latency at a given load).
 ``--preload N`` first inserts N synthetic events so the run measures ingestion into a large
 table; ``--preload-hours H`` (default 24) spreads their
@@ -36,4 +39,6 @@ Examples::
     python -m tests.bench --mode compare --duration 30 --connections 256
     python -m tests.bench --duration 30 --rate 2500
     python -m tests.bench --duration 30 --connections 256 --server-cpus 0-1 --client-cpus 2-3
+    python -m tests.bench --mode hostile
+    python -m tests.bench --mode hostile --cases slowloris,stalled-body
 """

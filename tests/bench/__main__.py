@@ -1,4 +1,4 @@
-"""``python -m tests.bench``: one run of the benchmark, printed as one JSON line (or, for a run, the bare server)."""
+"""``python -m tests.bench``: one run of the benchmark, printed as JSON lines (or, for a run, the bare server)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import asyncio
 
 import orjson
 
+from tests.bench import hostile
 from tests.bench.options import parse_args
-from tests.bench.run import main
+from tests.bench.run import database_url, main
 from tests.bench.servers import run_bare_server
+
+
+def print_line(line: dict) -> None:
+    print(orjson.dumps(line).decode(), flush=True)
+
 
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.serve_bare:
         run_bare_server(arguments.serve_bare, arguments.workers)
+    elif arguments.mode == "hostile":
+        asyncio.run(hostile.run(
+            database_url(), print_line, cases=arguments.cases, workers=arguments.workers,
+            rss_guard_mb=arguments.rss_guard_mb, keep_database=arguments.keep_database,
+        ))
     else:
-        print(orjson.dumps(asyncio.run(main(arguments))).decode())
+        print_line(asyncio.run(main(arguments)))

@@ -15,10 +15,15 @@ def _preload_hours(text: str) -> int:
     return hours
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare", "compare"), default="errgate",
-                        help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare one's")
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile"), default="errgate",
+                        help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare "
+                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="errgate worker processes")
@@ -30,5 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpus", help="pin errgate and PostgreSQL to these cores, e.g. 0-1")
     parser.add_argument("--client-cpus", help="pin the load generator to these cores, e.g. 2-3")
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--cases", type=_names, help="hostile: only these cases, comma-separated (default: all)")
+    parser.add_argument("--rss-guard-mb", type=int, default=6144,
+                        help="hostile: kill errgate when its processes pass this resident memory")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)

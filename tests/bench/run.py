@@ -21,6 +21,11 @@ from tests.process import free_port
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def database_url() -> str:
+    """The PostgreSQL server the benchmark makes its fresh database on."""
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """One run of ``args.mode``; ``compare`` runs the bare handler, then errgate, with the same load."""
     if args.mode != "compare":
@@ -41,8 +46,7 @@ async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     port = free_port()
     async with contextlib.AsyncExitStack() as stack:
         if mode == "errgate":
-            admin_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-            db_url = await stack.enter_async_context(fresh_database(admin_url, "errgate_bench", args.keep_database))
+            db_url = await stack.enter_async_context(fresh_database(database_url(), "errgate_bench", args.keep_database))
             server = stack.enter_context(errgate_server(port, db_url, args.workers))
             dsn = await tracked_project(server, f"http://127.0.0.1:{port}")
             if args.preload:

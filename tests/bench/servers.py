@@ -72,10 +72,10 @@ def bare_server(port: int, workers: int) -> contextlib.AbstractContextManager[su
                     dict(os.environ))
 
 
-async def tracked_project(server: subprocess.Popen[bytes], base: str) -> str:
+async def tracked_project(server: subprocess.Popen[bytes], base: str, root_token: str = ROOT_TOKEN) -> str:
     """Once errgate is ready: a project with integrated error tracking, made through the REST API; its DSN."""
     await wait_ready(server, base, READY_TIMEOUT_SECONDS)
-    async with aiohttp.ClientSession(headers={"PRIVATE-TOKEN": ROOT_TOKEN}) as s:
+    async with aiohttp.ClientSession(headers={"PRIVATE-TOKEN": root_token}) as s:
         async with s.post(f"{base}/api/v4/projects", json={"path_with_namespace": "bench/app"}) as r:
             project = await r.json()
         url = f"{base}/api/v4/projects/{project['id']}/error_tracking/settings"
