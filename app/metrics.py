@@ -44,6 +44,14 @@ class Metrics:
         self.events_rejected = Counter(
             "errgate_events_rejected", "Collector requests refused, by reason", ["reason"], registry=r
         )
+        self.rejected_before_body = Counter(
+            "errgate_ingest_rejected_before_body",
+            "Collector requests refused before their body was read (at most its envelope header line), by reason",
+            ["reason"], registry=r,
+        )
+        self.decoded_bytes = Counter(
+            "errgate_ingest_decoded_bytes", "Collector request body bytes decoded (Content-Encoding undone)", registry=r
+        )
         self.batch_size = Histogram(
             "errgate_writer_batch_size", "Events per committed batch", registry=r,
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000),
@@ -100,8 +108,15 @@ class Metrics:
     def unparsable(self, status: int) -> None:
         self.unparsable_requests.labels(str(status)).inc()
 
-    def rejected(self, status: int) -> None:
-        self.events_rejected.labels(REJECTION_REASONS.get(status, str(status))).inc()
+    def rejected(self, status: int, *, before_body: bool) -> None:
+        reason = REJECTION_REASONS.get(status, str(status))
+        self.events_rejected.labels(reason).inc()
+        if before_body:
+            self.rejected_before_body.labels(reason).inc()
+
+    def body_decoded(self, size: int) -> None:
+        if size:
+            self.decoded_bytes.inc(size)
 
     def observe_batch(self, size: int, inserted: int, seconds: float) -> None:
         self.batch_size.observe(size)

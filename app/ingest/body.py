@@ -6,13 +6,16 @@ stream and decoded in pieces of about 64 KiB, so reading stops as soon as either
 and memory stays near the limit: a 1 KB gzip bomb that would inflate to gigabytes is answered 413
 after inflating one piece past the limit. It knows gzip/x-gzip, deflate (zlib-wrapped or raw), br,
 zstd and identity; ``""`` and ``UTF-8`` (sent by old Android SDKs) mean no encoding.
+
+:class:`BodyReader` reads a body in two steps, a bounded first line then the rest, so that an
+envelope can be authenticated from its header before the rest is decoded.
 """
 
 from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import AsyncIterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 
 import brotli
 import zstandard
@@ -86,31 +89,115 @@ async def read_body(
     compressed data. An empty body is returned as ``b""`` whatever the encoding, so the caller can
     say "empty envelope" rather than "truncated gzip".
     """
-    codings = parse_content_encoding(content_encoding)
-    # The last coding applied is the first to undo.
-    decoders = [_new_decoder(name, max_decoded_bytes) for name in reversed(codings)]
-    # Without an encoding the raw bytes are the decoded bytes, so both limits apply to them.
-    raw_limit = max_body_bytes if decoders else min(max_body_bytes, max_decoded_bytes)
-    body = io.BytesIO()  # getvalue() hands over its buffer without a copy
-    received = 0
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        received += len(chunk)
-        if received > raw_limit:
-            raise Rejection(
-                413, "request body too large", [f"the request body is larger than {raw_limit} bytes"]
-            )
-        if not decoders:
-            body.write(chunk)
-            continue
-        for piece in _decode(decoders, 0, chunk):
+    reader = BodyReader(chunks, content_encoding, max_body_bytes=max_body_bytes, max_decoded_bytes=max_decoded_bytes)
+    return await reader.read_rest()
+
+
+class BodyReader:
+    """One request body decoded as it is read, as :func:`read_body` does, in two steps if wanted:
+    a bounded prefix (:meth:`read_prefix`, e.g. the envelope header line), then the rest.
+
+    Nothing is read or decoded before the first call, so a request refused on its headers costs
+    nothing, and one refused on its prefix costs the prefix. ``decoded`` counts the bytes decoded
+    so far and ``rest_started`` tells whether :meth:`read_rest` was called.
+    """
+
+    __slots__ = (
+        "_chunks", "_content_encoding", "_max_body_bytes", "_max_decoded_bytes", "_decoders", "_raw_limit",
+        "_received", "_pending", "_body", "decoded", "rest_started",
+    )
+
+    def __init__(
+        self, chunks: AsyncIterable[bytes], content_encoding: str | None, *, max_body_bytes: int, max_decoded_bytes: int
+    ) -> None:
+        self._chunks = chunks
+        self._content_encoding = content_encoding
+        self._max_body_bytes = max_body_bytes
+        self._max_decoded_bytes = max_decoded_bytes
+        self._decoders: list[_Decoder] | None = None  # None until the first read
+        self._raw_limit = 0
+        self._received = 0
+        self._pending: Iterator[bytes] = iter(())  # decoded pieces of a chunk read_prefix stopped inside
+        self._body = io.BytesIO()  # getvalue() hands over its buffer without a copy
+        self.decoded = 0
+        self.rest_started = False
+
+    async def read_prefix(self, limit: int, until: bytes = b"\n") -> bytes | None:
+        """The decoded bytes before the first ``until`` (the whole body when it has none), or None
+        when more than ``limit`` decoded bytes come before it.
+
+        Reading stops at the piece holding ``until`` or crossing ``limit``, so at most ``limit``
+        plus one decoding step (about 64 KiB) is decoded. The bytes decoded stay for :meth:`read_rest`.
+        """
+        body = self._body
+        chunks = self._start()
+        searched = 0  # where the next search for ``until`` starts
+        while True:
+            head = body.getvalue()  # a copy, of at most ``limit`` plus one step
+            end = head.find(until, searched)
+            if end >= 0:
+                return head[:end] if end <= limit else None
+            if len(head) > limit:
+                return None
+            searched = max(0, len(head) - len(until) + 1)
+            piece = next(self._pending, None)
+            if piece is None:
+                chunk = await anext(chunks, None)
+                if chunk is None:
+                    self._finish()
+                    return head
+                self._pending = self._feed(chunk)
+                continue
             body.write(piece)
-    if received == 0:
-        return b""
-    for decoder in decoders:
-        decoder.finish()
-    return body.getvalue()
+            self.decoded += len(piece)
+
+    async def read_rest(self) -> bytes:
+        """The whole decoded body: what :meth:`read_prefix` decoded, then the rest."""
+        self.rest_started = True
+        chunks = self._start()
+        write = self._body.write
+        decoded = self.decoded
+        try:
+            for piece in self._pending:
+                write(piece)
+                decoded += len(piece)
+            async for chunk in chunks:
+                for piece in self._feed(chunk):
+                    write(piece)
+                    decoded += len(piece)
+        finally:
+            self.decoded = decoded
+        self._finish()
+        return self._body.getvalue()
+
+    def _start(self) -> AsyncIterator[bytes]:
+        if self._decoders is None:
+            codings = parse_content_encoding(self._content_encoding)
+            # The last coding applied is the first to undo.
+            self._decoders = [_new_decoder(name, self._max_decoded_bytes) for name in reversed(codings)]
+            # Without an encoding the raw bytes are the decoded bytes, so both limits apply to them.
+            self._raw_limit = self._max_body_bytes if codings else min(self._max_body_bytes, self._max_decoded_bytes)
+            self._chunks = aiter(self._chunks)
+        return self._chunks  # type: ignore[return-value]
+
+    def _feed(self, chunk: bytes) -> Iterator[bytes]:
+        """The decoded pieces of one raw chunk, lazily."""
+        if not chunk:
+            return iter(())
+        self._received += len(chunk)
+        if self._received > self._raw_limit:
+            raise Rejection(
+                413, "request body too large", [f"the request body is larger than {self._raw_limit} bytes"]
+            )
+        if not self._decoders:
+            return iter((chunk,))
+        return _decode(self._decoders, 0, chunk)
+
+    def _finish(self) -> None:
+        # An empty body is b"" whatever the encoding (the decoders would call it truncated).
+        if self._received:
+            for decoder in self._decoders or ():
+                decoder.finish()
 
 
 def _decode(decoders: Sequence[_Decoder], index: int, data: bytes) -> Iterator[bytes]:

@@ -47,11 +47,7 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
     end = body.find(b"\n")
     if end < 0:
         end = size
-    headers = _load_header(body[:end], "envelope header")
-    try:
-        _parse_event_id(headers.get("event_id"))
-    except ValueError as exc:
-        raise _invalid(f"envelope header {exc}") from None
+    headers = parse_envelope_header(body[:end])
 
     items: list[Item] = []
     event_index = 0
@@ -105,6 +101,17 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
             event_index = index
         items.append(Item(item_type, item_headers, body[start:stop]))
     return Envelope(headers, tuple(items))
+
+
+def parse_envelope_header(line: bytes) -> dict:
+    """The envelope header from its line (the body up to its first newline): a JSON object
+    whose ``event_id``, when present, is valid."""
+    headers = _load_header(line, "envelope header")
+    try:
+        _parse_event_id(headers.get("event_id"))
+    except ValueError as exc:
+        raise _invalid(f"envelope header {exc}") from None
+    return headers
 
 
 def normalize_event_id(value: object) -> str | None:

@@ -1,9 +1,11 @@
 """The Sentry collector endpoints: ``/envelope/`` and ``/store/`` under every DSN prefix, plus CORS.
 
-A request is authenticated from its headers or query before its body is read (so refused
-keys cost no decompression), then its body is decoded as a bounded stream, parsed, the
-``event`` item grouped and summarised, and handed to the writer. The answer is sent only
-once the event is committed. Items other than ``event`` are accepted and counted, not stored.
+A request is authenticated before its body is read: from its headers or query, or else from
+the ``dsn`` of its envelope header, for which only the header line is decoded (at most 64 KiB).
+A missing or refused key thus costs no decompression, and a 401 or 403 closes the connection
+rather than read the rest of a body still arriving. Then the body is decoded as a bounded
+stream, parsed, the ``event`` item grouped and summarised, and handed to the writer. The answer
+is sent only once the event is committed. Items other than ``event`` are accepted and counted, not stored.
 The parsers refuse a request with a :class:`Rejection`; this module turns it into Relay's answer.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -20,8 +23,8 @@ from app.config import Settings
 from app.dsn import COLLECTOR_PATH
 from app.problems import Handler, HTTPProblem, json_response
 from app.ingest import credentials
-from app.ingest.body import read_body
-from app.ingest.envelope import normalize_event_id, parse_envelope
+from app.ingest.body import BodyReader
+from app.ingest.envelope import normalize_event_id, parse_envelope, parse_envelope_header
 from app.ingest.grouping import fingerprint_for
 from app.ingest.payload import decode_store_body, load_event, pack_event
 from app.ingest.rejection import Rejection
@@ -29,8 +32,13 @@ from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
 
 PREFIXES = ("", COLLECTOR_PATH, "/errortracking/api/v1/projects")
-CHUNK_SIZE = 64 * 1024
 KiB = 1024
+CHUNK_SIZE = 64 * KiB
+# Decoded bytes read for the envelope header's dsn before a request without a key in its headers
+# or query is authenticated: SDKs' header lines are well under 1 KiB.
+ENVELOPE_HEADER_LIMIT = 64 * KiB
+# Refusals of who sent the request: the body still arriving is not read (see _leave_unread).
+_AUTHENTICATION_REFUSALS = frozenset({401, 403})
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -64,28 +72,59 @@ def as_problem(rejection: Rejection) -> HTTPProblem:
     return HTTPProblem.sentry(rejection.status, rejection.detail, rejection.causes)
 
 
-def collector(handler: Handler) -> Handler:
-    """CORS headers on every answer (browser SDKs must read errors too) and rejections counted."""
-
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            response = await handler(request)
-        except Rejection as rejection:
-            problem = as_problem(rejection)
-            _refused(request, problem)
-            raise problem from None
-        except HTTPProblem as problem:
-            _refused(request, problem)
-            raise
-        response.headers.update(CORS_HEADERS)
-        return response
-
-    return wrapped
+BodyHandler = Callable[[web.Request, BodyReader], Awaitable[web.StreamResponse]]
 
 
-def _refused(request: web.Request, problem: HTTPProblem) -> None:
+def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler], Handler]:
+    """A collector endpoint: ``handler(request, body)`` reads its body through ``body``, whose
+    decoded size is limited to ``decoded_limit(settings)``. CORS headers on every answer (browser
+    SDKs must read errors too), refusals and decoded bytes counted."""
+
+    def decorate(handler: BodyHandler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            settings = request.app[state.SETTINGS]
+            body = BodyReader(
+                request.content.iter_chunked(CHUNK_SIZE),
+                request.headers.get("Content-Encoding"),
+                max_body_bytes=settings.max_body_bytes,
+                max_decoded_bytes=decoded_limit(settings),
+            )
+            try:
+                response = await handler(request, body)
+            except Rejection as rejection:
+                problem = as_problem(rejection)
+                _refused(request, body, problem)
+                raise problem from None
+            except HTTPProblem as problem:
+                _refused(request, body, problem)
+                raise
+            finally:
+                request.app[state.METRICS].body_decoded(body.decoded)
+            response.headers.update(CORS_HEADERS)
+            return response
+
+        return wrapped
+
+    return decorate
+
+
+def _refused(request: web.Request, body: BodyReader, problem: HTTPProblem) -> None:
     problem.headers.update(CORS_HEADERS)
-    request.app[state.METRICS].rejected(problem.status)
+    request.app[state.METRICS].rejected(problem.status, before_body=not body.rest_started)
+    if problem.status in _AUTHENTICATION_REFUSALS and not request.content.is_eof():
+        _leave_unread(request, problem)
+
+
+def _leave_unread(request: web.Request, problem: HTTPProblem) -> None:
+    """Answer and close the connection without reading the rest of the body.
+
+    After an answer aiohttp reads what is left of the body (for up to 10 s) to keep the
+    connection; a sender without a valid key gets none of that. Marking the body ended stops
+    that reading, and closing the protocol drops the bytes still arriving.
+    """
+    problem.headers["Connection"] = "close"
+    request.protocol.close()
+    request.content.feed_eof()
 
 
 async def preflight(request: web.Request) -> web.Response:
@@ -96,16 +135,6 @@ async def _authorize(request: web.Request, public_key: str, project_id: int) -> 
     allowed_project = await request.app[state.KEY_CACHE].project_for(public_key)
     if allowed_project != project_id:
         raise credentials.rejected()
-
-
-async def _read(request: web.Request) -> bytes:
-    settings = request.app[state.SETTINGS]
-    return await read_body(
-        request.content.iter_chunked(CHUNK_SIZE),
-        request.headers.get("Content-Encoding"),
-        max_body_bytes=settings.max_body_bytes,
-        max_decoded_bytes=settings.max_envelope_bytes,
-    )
 
 
 def _project_id(request: web.Request) -> int:
@@ -132,39 +161,51 @@ async def _store(request: web.Request, project_id: int, event: dict, event_id: s
     return event_id
 
 
-@collector
-async def envelope_endpoint(request: web.Request) -> web.Response:
+async def _key_from_envelope_header(body: BodyReader) -> str:
+    """The key of the envelope header's ``dsn``, decoding no more of the body than that line."""
+    line = await body.read_prefix(ENVELOPE_HEADER_LIMIT)
+    if line is None:
+        raise credentials.unauthorized(
+            f"no key in the request's headers or query, and an envelope header longer than {ENVELOPE_HEADER_LIMIT} "
+            "bytes is not searched for a dsn"
+        )
+    public_key = credentials.key_from_dsn(parse_envelope_header(line).get("dsn"))
+    if public_key is None:
+        raise credentials.unauthorized()
+    return public_key
+
+
+@collector(lambda settings: settings.max_envelope_bytes)
+async def envelope_endpoint(request: web.Request, body: BodyReader) -> web.Response:
     project_id = _project_id(request)
     public_key = credentials.key_from_request(request.headers, request.query)
-    if public_key is not None:
-        await _authorize(request, public_key, project_id)
-    envelope = parse_envelope(await _read(request), max_item_bytes=item_limits(request.app[state.SETTINGS]))
     if public_key is None:
-        public_key = credentials.key_from_dsn(envelope.headers.get("dsn"))
-        if public_key is None:
-            raise credentials.unauthorized()
-        await _authorize(request, public_key, project_id)
+        public_key = await _key_from_envelope_header(body)
+    await _authorize(request, public_key, project_id)
+    settings = request.app[state.SETTINGS]
+    envelope = parse_envelope(await body.read_rest(), max_item_bytes=item_limits(settings))
     metrics = request.app[state.METRICS]
     event_id = envelope.event_id
     for item in envelope.items:
         metrics.item_received(item.type)
         if item.type == "event":
-            event = load_event(item.payload, max_bytes=request.app[state.SETTINGS].max_event_bytes)
+            event = load_event(item.payload, max_bytes=settings.max_event_bytes)
             event_id = await _store(request, project_id, event, event_id)
     return json_response({"id": event_id} if event_id else {})
 
 
-@collector
-async def store_endpoint(request: web.Request) -> web.Response:
+# Relay's limit on a /store/ body, decoded but before its own base64 and zlib.
+@collector(lambda settings: settings.max_event_bytes)
+async def store_endpoint(request: web.Request, body: BodyReader) -> web.Response:
     project_id = _project_id(request)
     public_key = credentials.key_from_request(request.headers, request.query)
     if public_key is None:
         raise credentials.unauthorized()
     await _authorize(request, public_key, project_id)
     settings = request.app[state.SETTINGS]
-    body = decode_store_body(await _read(request), max_bytes=settings.max_event_bytes)
+    event_bytes = decode_store_body(await body.read_rest(), max_bytes=settings.max_event_bytes)
     request.app[state.METRICS].item_received("event")
-    event_id = await _store(request, project_id, load_event(body, max_bytes=settings.max_event_bytes), None)
+    event_id = await _store(request, project_id, load_event(event_bytes, max_bytes=settings.max_event_bytes), None)
     return json_response({"id": event_id})
 
 

@@ -267,15 +267,15 @@ async def test_gzip_bomb_of_one_megabyte_of_zeros() -> None:
     assert error.body["causes"] == ["the gzip-decoded request body is larger than 65536 bytes"]
 
 
-def gzip_bomb(mebibytes: int) -> bytes:
-    """A gzip stream of ``mebibytes`` MiB of zeros, about 1 KB per MiB, built without inflating it.
+def gzip_bomb(mebibytes: int, prefix: bytes = b"") -> bytes:
+    """A gzip stream of ``prefix`` then ``mebibytes`` MiB of zeros, about 1 KB per MiB, built without inflating it.
 
     After a full flush the compressor starts afresh, so every 1 MiB block compresses to the same
     bytes and can be repeated. It has no trailer: a reader that works must stop long before.
     """
     compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     zeros = bytes(MIB)
-    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    first = compressor.compress(prefix + zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
     block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
     assert block == compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
     return first + block * (mebibytes - 1)
