@@ -1,3 +1,1 @@
 """errgate: a self-hosted error tracking gateway speaking GitLab's Error Tracking API and Sentry's ingestion protocol."""
-
-__version__ = "0.1.0"

@@ -18,12 +18,11 @@ from app.api import entities
 from app.api.params import parse_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
-from app.database import open_pool, prepare
 from app.db import migrations, projects
-from app.db.pool import database_url
 from app.identity import ACCESS_LEVELS
 from app.problems import HTTPProblem
 from app.logs import setup_logging
+from app.startup import prepared_database
 
 
 def _access_level(value: str) -> int:
@@ -136,16 +135,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 
 async def _with_database(settings: Settings, operation: Operation | None, args: argparse.Namespace) -> Any:
-    dsn = database_url(settings)
-    pool = await open_pool(dsn, 2)
-    try:
-        async with pool.acquire() as conn:
-            applied = await prepare(conn, settings)
+    async with prepared_database(settings, 2) as database:
         if operation is None:
-            return {"applied": [m.version for m in applied], "version": migrations.expected_version()}
-        return await operation(pool, args, settings)
-    finally:
-        await pool.close()
+            return {"applied": [m.version for m in database.applied], "version": migrations.expected_version()}
+        return await operation(database.pool, args, settings)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from aiohttp import web
 from app import headers, health, state, selfreport
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
-from app.database import database_ctx
+from app.startup import database_ctx
 from app.problems import error_middleware
 from app.ingest.routes import setup_routes as setup_ingest_routes
 from app.ingest.service import ingest_ctx

@@ -21,8 +21,7 @@ import sys
 import uvloop
 
 from app.config import ConfigError, Settings
-from app.database import check_database
-from app.db.pool import database_url
+from app.db.pool import check_database, database_url
 from app.logs import setup_logging
 from app.selfreport import init_self_reporting
 from app.server import serve

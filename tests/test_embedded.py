@@ -3,41 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
+from typing import AsyncIterator
 
 import asyncpg
 import orjson
 
-from app.db.embedded import start_embedded, stop_embedded
+from app.db.embedded import start_embedded
+from tests.conftest import stop_embedded
 from tests.process import errgate_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def test_data_survives_a_restart(tmp_path) -> None:
-    url = await asyncio.to_thread(start_embedded, tmp_path, "errgate")
+@contextlib.asynccontextmanager
+async def embedded_connection(data_dir: Path) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to errgate's database on the embedded server in ``data_dir``, let go of afterwards."""
+    url = await asyncio.to_thread(start_embedded, data_dir)
     try:
         conn = await asyncpg.connect(url)
         try:
-            assert await conn.fetchval("select current_database()") == "errgate"
-            await conn.execute("create table kept (value text)")
-            await conn.execute("insert into kept values ('still here')")
+            yield conn
         finally:
             await conn.close()
     finally:
-        await asyncio.to_thread(stop_embedded, tmp_path)
+        await asyncio.to_thread(stop_embedded, data_dir)
+
+
+async def test_data_survives_a_restart(tmp_path) -> None:
+    async with embedded_connection(tmp_path) as conn:
+        assert await conn.fetchval("select current_database()") == "errgate"
+        await conn.execute("create table kept (value text)")
+        await conn.execute("insert into kept values ('still here')")
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), "the server did not stop"
 
-    url = await asyncio.to_thread(start_embedded, tmp_path, "errgate")
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            assert await conn.fetchval("select value from kept") == "still here"
-        finally:
-            await conn.close()
-    finally:
-        await asyncio.to_thread(stop_embedded, tmp_path)
+    async with embedded_connection(tmp_path) as conn:
+        assert await conn.fetchval("select value from kept") == "still here"
 
 
 async def test_errgate_migrate_without_database_url_uses_the_embedded_server(tmp_path) -> None:

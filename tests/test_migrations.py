@@ -124,18 +124,20 @@ async def test_failed_migration_is_rolled_back_and_releases_the_lock(fresh_datab
         await second.close()
 
 
-def test_discover_orders_by_number_and_ignores_other_files(tmp_path) -> None:
+def test_discover_orders_by_number_and_ignores_other_files(tmp_path, monkeypatch) -> None:
     folder = write_migrations(
         tmp_path,
         {"010_later.sql": "", "002_first.sql": "", "README.md": "", "003_Bad-Name.sql": "", "notes.sql": ""},
     )
-    assert [(m.version, m.name) for m in migrations.discover(folder)] == [(2, "first"), (10, "later")]
+    monkeypatch.setattr(migrations, "sql_dir", lambda: folder)
+    assert [(m.version, m.name) for m in migrations.discover()] == [(2, "first"), (10, "later")]
 
 
-def test_discover_rejects_duplicate_numbers(tmp_path) -> None:
+def test_discover_rejects_duplicate_numbers(tmp_path, monkeypatch) -> None:
     folder = write_migrations(tmp_path, {"001_a.sql": "", "001_b.sql": ""})
+    monkeypatch.setattr(migrations, "sql_dir", lambda: folder)
     with pytest.raises(RuntimeError, match="duplicate"):
-        migrations.discover(folder)
+        migrations.discover()
 
 
 def test_shipped_migrations_are_numbered_from_one_without_gaps() -> None:

@@ -1,4 +1,8 @@
-"""Personal access tokens: created by an administrator for a user, revoked by the owner or an admin."""
+"""``/api/v4/users/:user_id/personal_access_tokens`` and ``/api/v4/personal_access_tokens/:id``: the token routes.
+
+An administrator creates a user's token; its owner or an administrator revokes it (``self`` is
+the caller's own).
+"""
 
 from __future__ import annotations
 

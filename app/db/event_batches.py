@@ -1,8 +1,7 @@
-"""Batches of events in SQL: their errors created, their ids looked up, the events stored and
-counted in one statement, and errors left without events deleted.
+"""Batches of events in SQL: their errors created and looked up, the events stored and counted, empty errors deleted.
 
-Every statement takes one array per column (``unnest``), so a batch costs one round trip per
-statement whatever its size.
+Storing the events and counting them on their errors is one statement. Every statement takes
+one array per column (``unnest``), so a batch costs one round trip per statement whatever its size.
 """
 
 from __future__ import annotations

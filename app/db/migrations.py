@@ -39,15 +39,17 @@ def sql_dir() -> Path:
     raise FileNotFoundError("errgate's sql/ migrations folder was not found")
 
 
-def discover(directory: Path | None = None) -> list[Migration]:
+def discover() -> list[Migration]:
+    """The migrations in :func:`sql_dir`, by number; files not named ``NNN_name.sql`` are not migrations."""
+    directory = sql_dir()
     found = []
-    for path in sorted((directory or sql_dir()).iterdir()):
+    for path in sorted(directory.iterdir()):
         match = _FILE_RE.match(path.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), path))
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration numbers in {directory or sql_dir()}")
+        raise RuntimeError(f"duplicate migration numbers in {directory}")
     return sorted(found, key=lambda m: m.version)
 
 

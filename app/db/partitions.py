@@ -1,9 +1,8 @@
-"""Daily partitions of ``error_tracking_error_events`` by receive day: created ahead of time,
-dropped whole by retention (events received more than ``retention_days`` days ago).
+"""Daily partitions of ``error_tracking_error_events`` by receive day: created ahead of time, dropped whole by retention.
 
-Dropping a partition subtracts its events from each error's ``events_count`` in the same
-transaction, so the counters keep matching the events that are stored. Errors whose last
-event has aged out are deleted with it.
+A partition goes when its day is more than ``retention_days`` days ago. Dropping it subtracts
+its events from each error's ``events_count`` in the same transaction, so the counters keep
+matching the events that are stored. Errors whose last event has aged out are deleted with it.
 """
 
 from __future__ import annotations

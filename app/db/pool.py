@@ -1,15 +1,20 @@
-"""The asyncpg connection pool, resolving which database to use (configured or embedded), and
-the bounded wait that keeps requests from hanging on a database that stops answering."""
+"""The asyncpg connection pool: which database (configured or embedded), opening it or saying why not, bounded waits.
+
+A database that cannot be reached stops a start with one line naming ``DATABASE_URL``; on the
+request path, :func:`within` keeps requests from hanging on a database that stops answering.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import AsyncIterator, Awaitable, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.db.embedded import start_embedded
 
 
@@ -76,14 +81,52 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn,
-        min_size=1,
-        max_size=size,
-        timeout=CONNECT_TIMEOUT_SECONDS,
-        command_timeout=30,
-        reset=_keep_session,
-        # Short-lived statements only; a stuck query must not hold a connection forever.
-        server_settings={"application_name": "errgate", "statement_timeout": "30s"},
-    )
+async def open_pool(dsn: str, size: int) -> asyncpg.Pool:
+    """The connection pool; a database that cannot be reached raises :class:`ConfigError` naming
+    ``DATABASE_URL`` (one line for the person starting errgate, not a traceback)."""
+    try:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=size,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            command_timeout=30,
+            reset=_keep_session,
+            # Short-lived statements only; a stuck query must not hold a connection forever.
+            server_settings={"application_name": "errgate", "statement_timeout": "30s"},
+        )
+    except (*DATABASE_ERRORS, ValueError, OverflowError) as exc:
+        raise ConfigError(
+            f"DATABASE_URL: cannot connect to PostgreSQL at {_where(dsn)} ({_reason(exc)}); "
+            "start PostgreSQL there or correct DATABASE_URL"
+        ) from None
+
+
+def check_database(dsn: str) -> None:
+    """Connect once and close, so that an unreachable database stops the start before any worker runs."""
+
+    async def connect_once() -> None:
+        await (await open_pool(dsn, 1)).close()
+
+    asyncio.run(connect_once())
+
+
+def _where(dsn: str) -> str:
+    """host:port/database of a URL, without its user and password (a Unix socket directory as host)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+    try:
+        port = parts.port or 5432
+    except ValueError:  # not a number; asyncpg says so in the reason
+        port = parts.netloc.rpartition(":")[2]
+    return f"{host}:{port}{parts.path}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_SECONDS} s"
+    if isinstance(exc, OSError) and exc.errno and exc.errno > 0:
+        return os.strerror(exc.errno)  # "Connection refused" rather than asyncio's "Connect call failed (...)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -20,16 +20,16 @@ from app.auth import token_digest
 from app.db import users
 from app.state import SETTINGS
 from app.server import create_app, make_runner
-from tests.conftest import CLEANUP, ROOT_TOKEN, Server, test_settings
+from tests.conftest import ROOT_TOKEN, Server, test_settings
 
 
 @pytest.fixture(autouse=True)
-async def clean_tables(request: pytest.FixtureRequest) -> None:
+async def clean_tables(request: pytest.FixtureRequest, clean_tables: None) -> None:
+    """The tables emptied (by tests/conftest.py's fixture of this name), then root and its token made again."""
     if "pool" not in request.fixturenames:
         return
     pool: asyncpg.Pool = request.getfixturevalue("pool")
     async with pool.acquire() as conn:
-        await conn.execute(CLEANUP)
         await users.ensure_root(conn, token_digest(ROOT_TOKEN))
 
 

@@ -62,6 +62,19 @@ def reporting() -> Iterator[Callable[[str], MemoryTransport]]:
     sentry_sdk.get_current_scope().clear()
 
 
+ReportingApp = Callable[[str], tuple[MemoryTransport, web.Application]]
+
+
+@pytest.fixture
+def reporting_app(database_url: str, reporting: Callable[[str], MemoryTransport]) -> ReportingApp:
+    """``transport, app = reporting_app(dsn)``: sentry-sdk started for ``dsn``, and errgate configured with it."""
+
+    def start(dsn: str) -> tuple[MemoryTransport, web.Application]:
+        return reporting(dsn), create_app(settings_for(database_url, sentry_dsn=dsn))
+
+    return start
+
+
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     async with conftest.serving(app) as runner:
@@ -79,11 +92,9 @@ async def boom(request: web.Request) -> web.Response:
 
 
 async def test_unhandled_exception_is_reported_without_secrets(
-    database_url: str, pool: Any, reporting: Callable[[str], MemoryTransport]
+    pool: Any, reporting_app: ReportingApp
 ) -> None:
-    dsn = foreign_dsn()
-    transport = reporting(dsn)
-    app = create_app(settings_for(database_url, sentry_dsn=dsn))
+    transport, app = reporting_app(foreign_dsn())
     app.router.add_post("/boom", boom)
     secrets_sent = {
         "header": "glpat-" + secrets.token_hex(10), "bearer": "glpat-" + secrets.token_hex(10),
@@ -124,50 +135,47 @@ async def test_unhandled_exception_is_reported_without_secrets(
         assert value not in sent, what
 
 
-async def _own_and_other_projects(
-    http: aiohttp.ClientSession, start_server: Any, world: World
-) -> tuple[TrackedProject, TrackedProject]:
-    plain = await start_server()
-    api = Api(http, plain.url)
-    return await tracked_project(api, world), await tracked_project(api, world)
+@pytest.fixture
+async def own_and_other(start_server: Any, world: World) -> tuple[TrackedProject, TrackedProject]:
+    """Two tracked projects, made through a plain errgate: one for errgate's own DSN, one for any other."""
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, (await start_server()).url)
+        return await tracked_project(api, world), await tracked_project(api, world)
 
 
 async def test_failures_while_storing_errgates_own_reports_are_not_reported(
-    database_url: str, start_server: Any, world: World, reporting: Callable[[str], MemoryTransport],
-    monkeypatch: pytest.MonkeyPatch,
+    own_and_other: tuple[TrackedProject, TrackedProject], reporting_app: ReportingApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with aiohttp.ClientSession() as http:
-        own, other = await _own_and_other_projects(http, start_server, world)
-        transport = reporting(own.dsn)
-        app = create_app(settings_for(database_url, sentry_dsn=own.dsn))
-        async with serving(app) as url:
+    own, other = own_and_other
+    transport, app = reporting_app(own.dsn)
+    async with serving(app) as url, aiohttp.ClientSession() as http:
 
-            async def broken_write(event: PendingEvent) -> bool:
-                logging.getLogger("errgate.writer").error("storage failed", extra={"events": 1})
-                raise RuntimeError("storage is broken")
+        async def broken_write(event: PendingEvent) -> bool:
+            logging.getLogger("errgate.writer").error("storage failed", extra={"events": 1})
+            raise RuntimeError("storage is broken")
 
-            monkeypatch.setattr(app[state.WRITER], "write", broken_write)
+        monkeypatch.setattr(app[state.WRITER], "write", broken_write)
 
-            async def send(project: TrackedProject, **how: Any) -> int:
-                body = event_envelope(exception_event())
-                if how.get("query"):
-                    target = collector_url(url, project.project_id) + f"?sentry_key={project.public_key}"
-                    status, _, _ = await post_envelope(http, target, body)
-                else:
-                    status, _, _ = await post_envelope(
-                        http, collector_url(url, project.project_id), body, sentry_auth(project.public_key)
-                    )
-                return status
+        async def send(project: TrackedProject, **how: Any) -> int:
+            body = event_envelope(exception_event())
+            if how.get("query"):
+                target = collector_url(url, project.project_id) + f"?sentry_key={project.public_key}"
+                status, _, _ = await post_envelope(http, target, body)
+            else:
+                status, _, _ = await post_envelope(
+                    http, collector_url(url, project.project_id), body, sentry_auth(project.public_key)
+                )
+            return status
 
-            # errgate's own key, in the header sentry-sdk sends and in the query string: nothing reported.
-            assert await send(own) == 500
-            assert await send(own, query=True) == 500
-            assert transport.events() == []
-            # Any other project: the same failure is reported (and its error log line too).
-            assert await send(other) == 500
-            events = transport.events()
-            assert [e["exception"]["values"][0]["type"] for e in events if "exception" in e] == ["RuntimeError"]
-            assert [e["logentry"]["message"] for e in events if "logentry" in e] == ["storage failed"]
+        # errgate's own key, in the header sentry-sdk sends and in the query string: nothing reported.
+        assert await send(own) == 500
+        assert await send(own, query=True) == 500
+        assert transport.events() == []
+        # Any other project: the same failure is reported (and its error log line too).
+        assert await send(other) == 500
+        events = transport.events()
+        assert [e["exception"]["values"][0]["type"] for e in events if "exception" in e] == ["RuntimeError"]
+        assert [e["logentry"]["message"] for e in events if "logentry" in e] == ["storage failed"]
 
 
 async def test_writer_errors_about_errgates_own_project_are_not_reported(
@@ -206,13 +214,10 @@ async def test_sentry_sdk_and_its_transport_never_create_events(reporting: Calla
 
 
 async def test_a_client_that_disconnects_mid_body_is_not_reported(
-    database_url: str, start_server: Any, world: World, reporting: Callable[[str], MemoryTransport],
-    caplog: pytest.LogCaptureFixture,
+    own_and_other: tuple[TrackedProject, TrackedProject], reporting_app: ReportingApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with aiohttp.ClientSession() as http:
-        _, other = await _own_and_other_projects(http, start_server, world)
-    transport = reporting(foreign_dsn())
-    app = create_app(settings_for(database_url, sentry_dsn=foreign_dsn()))
+    _, other = own_and_other
+    transport, app = reporting_app(foreign_dsn())
     caplog.set_level(logging.INFO)
     async with serving(app) as url:
         caplog.clear()
@@ -237,16 +242,14 @@ async def test_a_client_that_disconnects_mid_body_is_not_reported(
 
 
 async def test_a_connection_reset_of_errgates_own_making_is_reported(
-    database_url: str, pool: Any, reporting: Callable[[str], MemoryTransport]
+    pool: Any, reporting_app: ReportingApp
 ) -> None:
     """ConnectionResetError also comes from the database driver; only a vanished client excuses it."""
 
     async def database_reset(request: web.Request) -> web.Response:
         raise ConnectionResetError(104, "Connection reset by peer")
 
-    dsn = foreign_dsn()
-    transport = reporting(dsn)
-    app = create_app(settings_for(database_url, sentry_dsn=dsn))
+    transport, app = reporting_app(foreign_dsn())
     app.router.add_get("/reset", database_reset)
     async with serving(app) as url, aiohttp.ClientSession() as http:
         async with http.get(url + "/reset") as response:
