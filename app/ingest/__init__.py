@@ -1,0 +1,1 @@
+"""The Sentry collector: from an SDK's request to a committed event (routes, parsers, grouping, writer)."""

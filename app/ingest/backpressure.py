@@ -1,5 +1,7 @@
-"""The collector's answers when it cannot take an event now: 429 when the writer is behind, 503
-when the database is unreachable, both with the integer ``Retry-After`` that Sentry SDKs honour."""
+"""The collector's answers when it cannot take an event now (429 and 503, with ``Retry-After``).
+
+429 when the writer is behind, 503 when the database is unreachable; both carry the integer
+``Retry-After`` that Sentry SDKs honour."""
 
 from __future__ import annotations
 

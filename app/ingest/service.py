@@ -1,5 +1,6 @@
-"""The collector's resources, opened and closed with the application: key cache and its
-change listener, the batch writer, and the hourly partition maintenance."""
+"""The collector's resources, opened and closed with the application.
+
+The key cache and its change listener, the batch writer, and the hourly partition maintenance."""
 
 from __future__ import annotations
 
