@@ -39,6 +39,9 @@ _STEP = 64 * 1024  # decoded bytes produced per decompression call (brotli may o
 _ZSTD_MAX_RATIO = 32 * 1024
 _ZSTD_STEP_BUDGET = 4 * 1024 * 1024  # worst-case output of one slice: 4 MiB (+ one pending block)
 _ZSTD_MIN_SLICE = 16
+# RFC 9659: a zstd content coding uses a window of at most 8 MB, and a decoder may refuse more. The
+# library's own limit is 128 MiB, which a frame of a few bytes could make a request allocate.
+_ZSTD_MAX_WINDOW = 8 * 1024 * 1024
 
 
 def parse_content_encoding(value: str | None) -> tuple[str, ...]:
@@ -262,7 +265,7 @@ class _ZstdDecoder(_Decoder):
 
     def __init__(self, name: str, limit: int) -> None:
         super().__init__(name, limit)
-        self._context = zstandard.ZstdDecompressor()
+        self._context = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
         self._frame: zstandard.ZstdDecompressionObj | None = None  # None between frames
         self._frames = 0  # frames completed
 
