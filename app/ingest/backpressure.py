@@ -1,5 +1,6 @@
-"""The collector's answers when it cannot take an event now: 429 when the writer is behind, 503
-when the database is unreachable, both with the integer ``Retry-After`` that Sentry SDKs honour."""
+"""The collector's answers when it cannot take an event now: 429 when the writer is behind or the
+worker holds as many decoded bytes as it may, 503 when the database is unreachable, all with the
+integer ``Retry-After`` that Sentry SDKs honour."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ RETRY_AFTER_UNAVAILABLE = 5
 def overloaded() -> HTTPProblem:
     return HTTPProblem.sentry(
         429, "too many events waiting to be stored", ["the writer is behind; retry later"],
+        {"Retry-After": str(RETRY_AFTER_OVERLOADED)},
+    )
+
+
+def decoding_busy() -> HTTPProblem:
+    return HTTPProblem.sentry(
+        429, "too many request bodies being decoded", ["the decoded bytes in flight are at their limit; retry later"],
         {"Retry-After": str(RETRY_AFTER_OVERLOADED)},
     )
 

@@ -6,13 +6,19 @@ stream and decoded in pieces of about 64 KiB, so reading stops as soon as either
 and memory stays near the limit: a 1 KB gzip bomb that would inflate to gigabytes is answered 413
 after inflating one piece past the limit. It knows gzip/x-gzip, deflate (zlib-wrapped or raw), br,
 zstd and identity; ``""`` and ``UTF-8`` (sent by old Android SDKs) mean no encoding.
+
+Decoding a large body does not hold up the worker's other requests: past :data:`OFFLOAD_AFTER`
+decoded bytes, it goes on in a thread in slices of :data:`SLICE_BYTES`, and every slice is
+counted against the caller's budget (``reserve``) as soon as it is decoded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zlib
-from collections.abc import AsyncIterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import brotli
 import zstandard
@@ -42,6 +48,17 @@ _ZSTD_MIN_SLICE = 16
 # RFC 9659: a zstd content coding uses a window of at most 8 MB, and a decoder may refuse more. The
 # library's own limit is 128 MiB, which a frame of a few bytes could make a request allocate.
 _ZSTD_MAX_WINDOW = 8 * 1024 * 1024
+
+# Handing a slice to a thread costs tens of microseconds and most events are a few KB, so a body
+# is decoded on the event loop up to OFFLOAD_AFTER bytes, then in a thread: zlib, brotli and
+# zstandard release the GIL while they decode, and the loop only waits for each slice.
+OFFLOAD_AFTER = 256 * 1024
+SLICE_BYTES = 1024 * 1024  # about a millisecond of inflating
+
+Reserve = Callable[[int], None]
+"""Counts decoded bytes against a budget as they are decoded; raises to refuse them."""
+Offload = Callable[..., Awaitable[Any]]
+"""``offload(function, *args)`` runs ``function(*args)`` in a thread: :func:`asyncio.to_thread`'s shape."""
 
 
 def parse_content_encoding(value: str | None) -> tuple[str, ...]:
@@ -81,13 +98,16 @@ async def read_body(
     *,
     max_body_bytes: int,
     max_decoded_bytes: int,
+    reserve: Reserve = lambda size: None,
+    offload: Offload = asyncio.to_thread,
 ) -> bytes:
     """Read ``chunks`` (raw bytes as sent) and return the decoded body.
 
     413 as soon as more than ``max_body_bytes`` arrive or more than ``max_decoded_bytes`` are
     decoded (no further chunk is read); 415 for an unknown encoding; 400 for corrupt or truncated
     compressed data. An empty body is returned as ``b""`` whatever the encoding, so the caller can
-    say "empty envelope" rather than "truncated gzip".
+    say "empty envelope" rather than "truncated gzip". Decoded bytes are counted with ``reserve``
+    as they are decoded (a slice at most after); whatever it raises ends the reading.
     """
     codings = parse_content_encoding(content_encoding)
     # The last coding applied is the first to undo.
@@ -105,15 +125,33 @@ async def read_body(
                 413, "request body too large", [f"the request body is larger than {raw_limit} bytes"]
             )
         if not decoders:
+            reserve(len(chunk))
             body.write(chunk)
             continue
-        for piece in _decode(decoders, 0, chunk):
-            body.write(piece)
+        pieces = _decode(decoders, 0, chunk)
+        inline = OFFLOAD_AFTER - body.tell()
+        if inline > 0:
+            written = _write(pieces, body, inline)
+            reserve(written)
+            if written < inline:
+                continue  # the whole chunk is decoded
+        while written := await offload(_write, pieces, body, SLICE_BYTES):
+            reserve(written)
     if received == 0:
         return b""
     for decoder in decoders:
         decoder.finish()
     return body.getvalue()
+
+def _write(pieces: Iterator[bytes], body: io.BytesIO, size: int) -> int:
+    """Write the next pieces of ``pieces`` to ``body`` until ``size`` bytes or more are written, or
+    they run out; returns how many were written."""
+    written = 0
+    for piece in pieces:
+        written += body.write(piece)
+        if written >= size:
+            break
+    return written
 
 
 def _decode(decoders: Sequence[_Decoder], index: int, data: bytes) -> Iterator[bytes]:

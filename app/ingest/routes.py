@@ -19,18 +19,22 @@ from app import state
 from app.config import Settings
 from app.dsn import COLLECTOR_PATH
 from app.problems import Handler, HTTPProblem, json_response
-from app.ingest import credentials
+from app.ingest import backpressure, credentials
 from app.ingest.body import read_body
 from app.ingest.envelope import normalize_event_id, parse_envelope
 from app.ingest.grouping import fingerprint_for
+from app.ingest.inflight import DecodeBudgetExhausted, Reservation
 from app.ingest.payload import decode_store_body, load_event, pack_event
 from app.ingest.rejection import Rejection
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
+from app.metrics import DECODE_BUDGET_REASON
 
 PREFIXES = ("", COLLECTOR_PATH, "/errortracking/api/v1/projects")
 CHUNK_SIZE = 64 * 1024
 KiB = 1024
+# The request's decoded bytes, counted against the worker's budget until it is answered (see collector).
+DECODING = web.RequestKey("decoding", Reservation)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -65,27 +69,35 @@ def as_problem(rejection: Rejection) -> HTTPProblem:
 
 
 def collector(handler: Handler) -> Handler:
-    """CORS headers on every answer (browser SDKs must read errors too) and rejections counted."""
+    """CORS headers on every answer (browser SDKs must read errors too), rejections counted, and
+    the request's decoded bytes held in the worker's budget until the handler is done with them."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        decoding = request[DECODING] = request.app[state.DECODE_BUDGET].reservation()
         try:
             response = await handler(request)
         except Rejection as rejection:
             problem = as_problem(rejection)
             _refused(request, problem)
             raise problem from None
+        except DecodeBudgetExhausted:
+            problem = backpressure.decoding_busy()
+            _refused(request, problem, DECODE_BUDGET_REASON)
+            raise problem from None
         except HTTPProblem as problem:
             _refused(request, problem)
             raise
+        finally:
+            decoding.close()
         response.headers.update(CORS_HEADERS)
         return response
 
     return wrapped
 
 
-def _refused(request: web.Request, problem: HTTPProblem) -> None:
+def _refused(request: web.Request, problem: HTTPProblem, reason: str | None = None) -> None:
     problem.headers.update(CORS_HEADERS)
-    request.app[state.METRICS].rejected(problem.status)
+    request.app[state.METRICS].rejected(problem.status, reason)
 
 
 async def preflight(request: web.Request) -> web.Response:
@@ -104,7 +116,10 @@ async def _read(request: web.Request) -> bytes:
         request.content.iter_chunked(CHUNK_SIZE),
         request.headers.get("Content-Encoding"),
         max_body_bytes=settings.max_body_bytes,
-        max_decoded_bytes=settings.max_envelope_bytes,
+        # A body that the whole budget cannot hold would be refused 429 every time: it is too large.
+        max_decoded_bytes=min(settings.max_envelope_bytes, settings.max_inflight_bytes),
+        reserve=request[DECODING].reserve,
+        offload=request.app[state.DECODE_OFFLOAD],
     )
 
 
