@@ -115,33 +115,40 @@ async def read_body(
     # Without an encoding the raw bytes are the decoded bytes, so both limits apply to them.
     raw_limit = max_body_bytes if decoders else min(max_body_bytes, max_decoded_bytes)
     body = io.BytesIO()  # getvalue() hands over its buffer without a copy
-    received = 0
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        received += len(chunk)
-        if received > raw_limit:
-            raise Rejection(
-                413, "request body too large", [f"the request body is larger than {raw_limit} bytes"]
-            )
-        if not decoders:
-            reserve(len(chunk))
-            body.write(chunk)
-            continue
-        pieces = _decode(decoders, 0, chunk)
-        inline = OFFLOAD_AFTER - body.tell()
-        if inline > 0:
-            written = _write(pieces, body, inline)
-            reserve(written)
-            if written < inline:
-                continue  # the whole chunk is decoded
-        while written := await offload(_write, pieces, body, SLICE_BYTES):
-            reserve(written)
-    if received == 0:
-        return b""
-    for decoder in decoders:
-        decoder.finish()
-    return body.getvalue()
+    try:
+        received = 0
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            received += len(chunk)
+            if received > raw_limit:
+                raise Rejection(
+                    413, "request body too large", [f"the request body is larger than {raw_limit} bytes"]
+                )
+            if not decoders:
+                reserve(len(chunk))
+                body.write(chunk)
+                continue
+            pieces = _decode(decoders, 0, chunk)
+            inline = OFFLOAD_AFTER - body.tell()
+            if inline > 0:
+                written = _write(pieces, body, inline)
+                reserve(written)
+                if written < inline:
+                    continue  # the whole chunk is decoded
+            while written := await offload(_write, pieces, body, SLICE_BYTES):
+                reserve(written)
+        if received == 0:
+            return b""
+        for decoder in decoders:
+            decoder.finish()
+        return body.getvalue()
+    finally:
+        # A failure's traceback keeps this frame alive, and aiohttp keeps a client's disconnection
+        # error on the request's stream, in a reference cycle that only a full collection frees:
+        # closing frees the decoded bytes now (the value returned keeps its own reference).
+        body.close()
+
 
 def _write(pieces: Iterator[bytes], body: io.BytesIO, size: int) -> int:
     """Write the next pieces of ``pieces`` to ``body`` until ``size`` bytes or more are written, or

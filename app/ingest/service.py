@@ -20,6 +20,7 @@ from app.db.pool import DATABASE_ERRORS
 from app.ingest.inflight import DecodeBudget
 from app.ingest.keycache import KeyCache, listen_for_changes
 from app.ingest.writer import EventWriter
+from app.memory import Reclaimer
 
 log = logging.getLogger("errgate.ingest")
 
@@ -53,7 +54,8 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=settings.db_timeout_seconds,
         observe=metrics.observe_batch,
     )
-    budget = DecodeBudget(settings.max_inflight_bytes)
+    reclaimer = Reclaimer()
+    budget = DecodeBudget(settings.max_inflight_bytes, on_release=reclaimer.released)
     decoding = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="errgate-decode")
     metrics.track(
         decoded_in_flight=lambda: budget.in_flight,
@@ -76,3 +78,4 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
             await maintenance
         await writer.close()
         decoding.shutdown()
+        reclaimer.close()
