@@ -207,6 +207,11 @@ class Settings:
                                   "largest request body as sent (20 MiB), else 413")
     max_envelope_bytes: int = setting("ERRGATE_MAX_ENVELOPE_BYTES", Integer(1024, 1 << 40), 200 * MiB,
                                       "largest decompressed envelope (200 MiB), else 413")
+    max_inflight_bytes: int = setting("ERRGATE_MAX_INFLIGHT_BYTES", Integer(1024, 1 << 40), 128 * MiB,
+                                      "decoded request bodies one worker holds at once (128 MiB: a quarter of "
+                                      "the 512 MiB the Kubernetes manifests give their one worker; with N "
+                                      "workers, a quarter of the memory limit / N); past it 429 with "
+                                      "`Retry-After`, and a body that decodes to more alone is 413")
     max_event_bytes: int = setting("ERRGATE_MAX_EVENT_BYTES", Integer(1024, 1 << 40), 1 * MiB,
                                    "largest event item (1 MiB), else 413")
     batch_max_events: int = setting("ERRGATE_BATCH_MAX_EVENTS", Integer(1, 100_000), 500, "events per commit at most")

@@ -24,6 +24,8 @@ REJECTION_REASONS = {
     400: "invalid", 401: "unauthorized", 403: "forbidden", 413: "too_large", 415: "unsupported_encoding",
     429: "overloaded", 503: "unavailable",
 }
+# A 429 because the worker holds ERRGATE_MAX_INFLIGHT_BYTES of decoded bodies (not a slow writer).
+DECODE_BUDGET_REASON = "decode_budget"
 
 # Bounds the memo of labelled children (clients choose methods and item types).
 MAX_REMEMBERED_CHILDREN = 1024
@@ -63,6 +65,10 @@ class Metrics:
         self.queue_depth = Gauge("errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r)
         self.pool_in_use = Gauge("errgate_db_pool_connections_in_use", "Database connections in use", registry=r)
         self.pool_size = Gauge("errgate_db_pool_connections", "Database connections open", registry=r)
+        self.decoded_in_flight = Gauge(
+            "errgate_ingest_decoded_bytes_in_flight",
+            "Decoded request bytes held by collector requests (at most ERRGATE_MAX_INFLIGHT_BYTES)", registry=r,
+        )
         self.connections_open = Gauge("errgate_connections_open", "Client connections held by this process", registry=r)
         self.connections_timed_out = Counter(
             "errgate_connections_timed_out",
@@ -108,8 +114,9 @@ class Metrics:
     def unparsable(self, status: int) -> None:
         self.unparsable_requests.labels(str(status)).inc()
 
-    def rejected(self, status: int, *, before_body: bool) -> None:
-        reason = REJECTION_REASONS.get(status, str(status))
+    def rejected(self, status: int, *, before_body: bool, reason: str | None = None) -> None:
+        """``reason`` when the status alone does not tell it (see DECODE_BUDGET_REASON)."""
+        reason = reason or REJECTION_REASONS.get(status, str(status))
         self.events_rejected.labels(reason).inc()
         if before_body:
             self.rejected_before_body.labels(reason).inc()
@@ -124,7 +131,11 @@ class Metrics:
         self.events_accepted.inc(size)
         self.events_stored.inc(inserted)
 
-    def track(self, queue_depth: Callable[[], float], pool_in_use: Callable[[], float], pool_size: Callable[[], float]) -> None:
+    def track(
+        self, decoded_in_flight: Callable[[], float], queue_depth: Callable[[], float],
+        pool_in_use: Callable[[], float], pool_size: Callable[[], float],
+    ) -> None:
+        self.decoded_in_flight.set_function(decoded_in_flight)
         self.queue_depth.set_function(queue_depth)
         self.pool_in_use.set_function(pool_in_use)
         self.pool_size.set_function(pool_size)

@@ -31,8 +31,9 @@ log = logging.getLogger("errgate.server")
 # (700, 10, 10) the collector runs every few requests and keeps walking the service's long-lived
 # objects (modules, the application, pools, caches). Once started, those are frozen out of
 # collection and young collections run every GC_THRESHOLD allocations instead: measured on the
-# ingest path (parse + load only), 310 → 195 µs of CPU per event. Cyclic garbage still goes at
-# the next young collection, so memory stays bounded.
+# ingest path (parse + load only), 310 → 195 µs of CPU per event. Cyclic garbage waits for the
+# next young collection, or for a full one once promoted, which an idle worker may not run for a
+# long time: after a large request app.memory runs a full collection itself.
 GC_THRESHOLD = (50_000, 20, 100)
 
 # aiohttp's own limit applies only to request.read()/post(); the collector streams its body with its own limits.

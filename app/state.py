@@ -11,6 +11,8 @@ from aiohttp import web
 from app.config import Settings
 
 if TYPE_CHECKING:
+    from app.ingest.body import Offload
+    from app.ingest.inflight import DecodeBudget
     from app.ingest.keycache import KeyCache
     from app.ingest.writer import EventWriter
     from app.metrics import Metrics
@@ -21,4 +23,6 @@ DSN = web.AppKey("dsn", str)
 KEY_CACHE: web.AppKey["KeyCache"] = web.AppKey("key_cache")
 WRITER: web.AppKey["EventWriter"] = web.AppKey("writer")
 METRICS: web.AppKey["Metrics"] = web.AppKey("metrics")
+DECODE_BUDGET: web.AppKey["DecodeBudget"] = web.AppKey("decode_budget")
+DECODE_OFFLOAD: web.AppKey["Offload"] = web.AppKey("decode_offload")  # runs a decoding slice in a thread
 DRAINING = web.AppKey("draining", asyncio.Event)  # set on SIGTERM: readiness answers 503

@@ -19,6 +19,7 @@ PURE_MODULES = (
     "app.ingest.credentials",
     "app.ingest.envelope",
     "app.ingest.fields",
+    "app.ingest.inflight",
     "app.ingest.grouping",
     "app.ingest.payload",
     "app.ingest.rejection",

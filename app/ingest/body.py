@@ -9,13 +9,19 @@ zstd and identity; ``""`` and ``UTF-8`` (sent by old Android SDKs) mean no encod
 
 :class:`BodyReader` reads a body in two steps, a bounded first line then the rest, so that an
 envelope can be authenticated from its header before the rest is decoded.
+
+Decoding a large body does not hold up the worker's other requests: past :data:`OFFLOAD_AFTER`
+decoded bytes, it goes on in a thread in slices of :data:`SLICE_BYTES`, and every slice is
+counted against the caller's budget (``reserve``) as soon as it is decoded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import brotli
 import zstandard
@@ -42,6 +48,20 @@ _STEP = 64 * 1024  # decoded bytes produced per decompression call (brotli may o
 _ZSTD_MAX_RATIO = 32 * 1024
 _ZSTD_STEP_BUDGET = 4 * 1024 * 1024  # worst-case output of one slice: 4 MiB (+ one pending block)
 _ZSTD_MIN_SLICE = 16
+# RFC 9659: a zstd content coding uses a window of at most 8 MB, and a decoder may refuse more. The
+# library's own limit is 128 MiB, which a frame of a few bytes could make a request allocate.
+_ZSTD_MAX_WINDOW = 8 * 1024 * 1024
+
+# Handing a slice to a thread costs tens of microseconds and most events are a few KB, so a body
+# is decoded on the event loop up to OFFLOAD_AFTER bytes, then in a thread: zlib, brotli and
+# zstandard release the GIL while they decode, and the loop only waits for each slice.
+OFFLOAD_AFTER = 256 * 1024
+SLICE_BYTES = 1024 * 1024  # about a millisecond of inflating
+
+Reserve = Callable[[int], None]
+"""Counts decoded bytes against a budget as they are decoded; raises to refuse them."""
+Offload = Callable[..., Awaitable[Any]]
+"""``offload(function, *args)`` runs ``function(*args)`` in a thread: :func:`asyncio.to_thread`'s shape."""
 
 
 def parse_content_encoding(value: str | None) -> tuple[str, ...]:
@@ -81,16 +101,25 @@ async def read_body(
     *,
     max_body_bytes: int,
     max_decoded_bytes: int,
+    reserve: Reserve = lambda size: None,
+    offload: Offload = asyncio.to_thread,
 ) -> bytes:
     """Read ``chunks`` (raw bytes as sent) and return the decoded body.
 
     413 as soon as more than ``max_body_bytes`` arrive or more than ``max_decoded_bytes`` are
     decoded (no further chunk is read); 415 for an unknown encoding; 400 for corrupt or truncated
     compressed data. An empty body is returned as ``b""`` whatever the encoding, so the caller can
-    say "empty envelope" rather than "truncated gzip".
+    say "empty envelope" rather than "truncated gzip". Decoded bytes are counted with ``reserve``
+    as they are decoded (a slice at most after); whatever it raises ends the reading.
     """
-    reader = BodyReader(chunks, content_encoding, max_body_bytes=max_body_bytes, max_decoded_bytes=max_decoded_bytes)
-    return await reader.read_rest()
+    reader = BodyReader(
+        chunks, content_encoding, max_body_bytes=max_body_bytes, max_decoded_bytes=max_decoded_bytes,
+        reserve=reserve, offload=offload,
+    )
+    try:
+        return await reader.read_rest()
+    finally:
+        reader.close()
 
 
 class BodyReader:
@@ -99,21 +128,31 @@ class BodyReader:
 
     Nothing is read or decoded before the first call, so a request refused on its headers costs
     nothing, and one refused on its prefix costs the prefix. ``decoded`` counts the bytes decoded
-    so far and ``rest_started`` tells whether :meth:`read_rest` was called.
+    so far and ``rest_started`` tells whether :meth:`read_rest` was called. :meth:`close` frees
+    the decoded bytes; the owner calls it when the request ends, whatever the outcome.
     """
 
     __slots__ = (
-        "_chunks", "_content_encoding", "_max_body_bytes", "_max_decoded_bytes", "_decoders", "_raw_limit",
-        "_received", "_pending", "_body", "decoded", "rest_started",
+        "_chunks", "_content_encoding", "_max_body_bytes", "_max_decoded_bytes", "_reserve", "_offload",
+        "_decoders", "_raw_limit", "_received", "_pending", "_body", "decoded", "rest_started",
     )
 
     def __init__(
-        self, chunks: AsyncIterable[bytes], content_encoding: str | None, *, max_body_bytes: int, max_decoded_bytes: int
+        self,
+        chunks: AsyncIterable[bytes],
+        content_encoding: str | None,
+        *,
+        max_body_bytes: int,
+        max_decoded_bytes: int,
+        reserve: Reserve = lambda size: None,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
         self._chunks = chunks
         self._content_encoding = content_encoding
         self._max_body_bytes = max_body_bytes
         self._max_decoded_bytes = max_decoded_bytes
+        self._reserve = reserve
+        self._offload = offload
         self._decoders: list[_Decoder] | None = None  # None until the first read
         self._raw_limit = 0
         self._received = 0
@@ -127,7 +166,8 @@ class BodyReader:
         when more than ``limit`` decoded bytes come before it.
 
         Reading stops at the piece holding ``until`` or crossing ``limit``, so at most ``limit``
-        plus one decoding step (about 64 KiB) is decoded. The bytes decoded stay for :meth:`read_rest`.
+        plus one decoding step (about 64 KiB) is decoded, on the event loop. The bytes decoded stay
+        for :meth:`read_rest`.
         """
         body = self._body
         chunks = self._start()
@@ -148,27 +188,54 @@ class BodyReader:
                     return head
                 self._pending = self._feed(chunk)
                 continue
+            self._reserve(len(piece))
             body.write(piece)
             self.decoded += len(piece)
 
     async def read_rest(self) -> bytes:
-        """The whole decoded body: what :meth:`read_prefix` decoded, then the rest."""
+        """The whole decoded body: what :meth:`read_prefix` decoded, then the rest.
+
+        Past :data:`OFFLOAD_AFTER` decoded bytes, compressed input is decoded in a thread, a
+        slice of :data:`SLICE_BYTES` at a time, each counted with ``reserve`` once decoded.
+        """
         self.rest_started = True
         chunks = self._start()
-        write = self._body.write
-        decoded = self.decoded
+        body = self._body
         try:
-            for piece in self._pending:
-                write(piece)
-                decoded += len(piece)
+            await self._write_all(self._pending)
             async for chunk in chunks:
-                for piece in self._feed(chunk):
-                    write(piece)
-                    decoded += len(piece)
+                await self._write_all(self._feed(chunk))
         finally:
-            self.decoded = decoded
+            self.decoded = body.tell()
         self._finish()
-        return self._body.getvalue()
+        return body.getvalue()
+
+    async def _write_all(self, pieces: Iterator[bytes]) -> None:
+        body, reserve = self._body, self._reserve
+        if not self._decoders:  # sent as is: nothing to decode, so nothing to hand to a thread
+            for piece in pieces:
+                reserve(len(piece))
+                body.write(piece)
+            return
+        inline = OFFLOAD_AFTER - body.tell()
+        if inline > 0:
+            written = _write(pieces, body, inline)
+            reserve(written)
+            if written < inline:
+                return  # the whole chunk is decoded
+        while written := await self._offload(_write, pieces, body, SLICE_BYTES):
+            reserve(written)
+
+    def close(self) -> None:
+        """Free the decoded bytes (the value :meth:`read_rest` returned keeps its own reference).
+
+        A failure's traceback keeps the reading frames alive, and aiohttp keeps a client's
+        disconnection error on the request's stream, in a reference cycle that only a full
+        collection frees: closing frees the buffer now.
+        """
+        if not self._body.closed:
+            self.decoded = self._body.tell()
+            self._body.close()
 
     def _start(self) -> AsyncIterator[bytes]:
         if self._decoders is None:
@@ -198,6 +265,17 @@ class BodyReader:
         if self._received:
             for decoder in self._decoders or ():
                 decoder.finish()
+
+
+def _write(pieces: Iterator[bytes], body: io.BytesIO, size: int) -> int:
+    """Write the next pieces of ``pieces`` to ``body`` until ``size`` bytes or more are written, or
+    they run out; returns how many were written."""
+    written = 0
+    for piece in pieces:
+        written += body.write(piece)
+        if written >= size:
+            break
+    return written
 
 
 def _decode(decoders: Sequence[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
@@ -349,7 +427,7 @@ class _ZstdDecoder(_Decoder):
 
     def __init__(self, name: str, limit: int) -> None:
         super().__init__(name, limit)
-        self._context = zstandard.ZstdDecompressor()
+        self._context = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
         self._frame: zstandard.ZstdDecompressionObj | None = None  # None between frames
         self._frames = 0  # frames completed
 

@@ -22,14 +22,16 @@ from app import state
 from app.config import Settings
 from app.dsn import COLLECTOR_PATH
 from app.problems import Handler, HTTPProblem, json_response
-from app.ingest import credentials
+from app.ingest import backpressure, credentials
 from app.ingest.body import BodyReader
 from app.ingest.envelope import normalize_event_id, parse_envelope, parse_envelope_header
 from app.ingest.grouping import fingerprint_for
+from app.ingest.inflight import DecodeBudgetExhausted
 from app.ingest.payload import decode_store_body, load_event, pack_event
 from app.ingest.rejection import Rejection
 from app.ingest.summary import summarize_event
 from app.ingest.writer import PendingEvent
+from app.metrics import DECODE_BUDGET_REASON
 
 PREFIXES = ("", COLLECTOR_PATH, "/errortracking/api/v1/projects")
 KiB = 1024
@@ -77,17 +79,22 @@ BodyHandler = Callable[[web.Request, BodyReader], Awaitable[web.StreamResponse]]
 
 def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler], Handler]:
     """A collector endpoint: ``handler(request, body)`` reads its body through ``body``, whose
-    decoded size is limited to ``decoded_limit(settings)``. CORS headers on every answer (browser
-    SDKs must read errors too), refusals and decoded bytes counted."""
+    decoded size is limited to ``decoded_limit(settings)`` and whose decoded bytes are held in the
+    worker's budget until the request ends. CORS headers on every answer (browser SDKs must read
+    errors too), refusals and decoded bytes counted."""
 
     def decorate(handler: BodyHandler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             settings = request.app[state.SETTINGS]
+            decoding = request.app[state.DECODE_BUDGET].reservation()
             body = BodyReader(
                 request.content.iter_chunked(CHUNK_SIZE),
                 request.headers.get("Content-Encoding"),
                 max_body_bytes=settings.max_body_bytes,
-                max_decoded_bytes=decoded_limit(settings),
+                # A body that the whole budget cannot hold would be refused 429 every time: it is too large.
+                max_decoded_bytes=min(decoded_limit(settings), settings.max_inflight_bytes),
+                reserve=decoding.reserve,
+                offload=request.app[state.DECODE_OFFLOAD],
             )
             try:
                 response = await handler(request, body)
@@ -95,10 +102,16 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
                 problem = as_problem(rejection)
                 _refused(request, body, problem)
                 raise problem from None
+            except DecodeBudgetExhausted:
+                problem = backpressure.decoding_busy()
+                _refused(request, body, problem, DECODE_BUDGET_REASON)
+                raise problem from None
             except HTTPProblem as problem:
                 _refused(request, body, problem)
                 raise
             finally:
+                body.close()
+                decoding.close()
                 request.app[state.METRICS].body_decoded(body.decoded)
             response.headers.update(CORS_HEADERS)
             return response
@@ -108,9 +121,9 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
     return decorate
 
 
-def _refused(request: web.Request, body: BodyReader, problem: HTTPProblem) -> None:
+def _refused(request: web.Request, body: BodyReader, problem: HTTPProblem, reason: str | None = None) -> None:
     problem.headers.update(CORS_HEADERS)
-    request.app[state.METRICS].rejected(problem.status, before_body=not body.rest_started)
+    request.app[state.METRICS].rejected(problem.status, before_body=not body.rest_started, reason=reason)
     if problem.status in _AUTHENTICATION_REFUSALS and not request.content.is_eof():
         _leave_unread(request, problem)
 

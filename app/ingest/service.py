@@ -1,12 +1,15 @@
 """The collector's resources, opened and closed with the application.
 
-The key cache and its change listener, the batch writer, and the hourly partition maintenance."""
+The key cache and its change listener, the batch writer, the decoded-bytes budget and its
+decoding threads, and the hourly partition maintenance."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
 import asyncpg
@@ -15,12 +18,17 @@ from aiohttp import web
 from app import state
 from app.db import partitions
 from app.db.pool import DATABASE_ERRORS
+from app.ingest.inflight import DecodeBudget
 from app.ingest.keycache import KeyCache, listen_for_changes
 from app.ingest.writer import EventWriter
+from app.memory import Reclaimer
 
 log = logging.getLogger("errgate.ingest")
 
 MAINTENANCE_INTERVAL_SECONDS = 3600
+# Threads that decode large bodies, per worker. The decompressors release the GIL, so two let a
+# large body decode while the loop serves others; more would only share the pod's CPU between bombs.
+DECODE_THREADS = 2
 
 
 async def _maintain_partitions(pool: asyncpg.Pool, retention_days: int) -> None:
@@ -47,13 +55,19 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=settings.db_timeout_seconds,
         observe=metrics.observe_batch,
     )
+    reclaimer = Reclaimer()
+    budget = DecodeBudget(settings.max_inflight_bytes, on_release=reclaimer.released)
+    decoding = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="errgate-decode")
     metrics.track(
+        decoded_in_flight=lambda: budget.in_flight,
         queue_depth=lambda: writer.pending,
         pool_in_use=lambda: pool.get_size() - pool.get_idle_size(),
         pool_size=pool.get_size,
     )
     app[state.KEY_CACHE] = cache
     app[state.WRITER] = writer
+    app[state.DECODE_BUDGET] = budget
+    app[state.DECODE_OFFLOAD] = functools.partial(asyncio.get_running_loop().run_in_executor, decoding)
     writer.start()
     maintenance = asyncio.create_task(_maintain_partitions(pool, settings.event_retention_days))
     try:
@@ -64,3 +78,5 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await maintenance
         await writer.close()
+        decoding.shutdown()
+        reclaimer.close()

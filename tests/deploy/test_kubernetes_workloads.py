@@ -68,6 +68,19 @@ def test_container_environment_is_accepted_by_the_service(rendered: Rendered) ->
     assert settings.workers == 1
 
 
+MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+
+def test_decoded_bodies_fit_well_inside_the_memory_limit(rendered: Rendered) -> None:
+    limit = container_of(rendered.deployment)["resources"]["limits"]["memory"]
+    number, unit = limit[:-2], limit[-2:]
+    limit_bytes = int(number) * MEMORY_UNITS[unit]
+    settings = Settings.from_env(effective_env(rendered, rendered.deployment))
+    # A decoded body is parsed into items, so it costs more than its size: a quarter of each
+    # worker's share leaves the rest for that, the events waiting for their batch and the runtime.
+    assert settings.max_inflight_bytes * settings.workers <= limit_bytes // 4
+
+
 def test_secrets_are_referenced_by_key(rendered: Rendered) -> None:
     env = env_of(container_of(rendered.deployment))
     secret_names = set()

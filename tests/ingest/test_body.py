@@ -327,6 +327,24 @@ async def test_bomb_is_stopped_quickly_with_memory_near_the_limit(
     assert elapsed < 5, elapsed
 
 
+def zstd_with_window(window_log: int, data: bytes) -> bytes:
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=window_log)
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False) as writer:
+        writer.write(data)  # streamed: the frame declares its window, not a content size
+    return out.getvalue()
+
+
+async def test_zstd_window_over_8_mib_is_400() -> None:
+    # RFC 9659: zstd content codings use windows of at most 8 MB; a larger one is memory a
+    # frame of a few bytes would make errgate allocate.
+    assert await decode(zstd_with_window(23, DATA), "zstd") == DATA
+    error = await problem(zstd_with_window(24, DATA), "zstd")
+    assert error.status == 400
+    assert error.body["causes"][0].startswith("the zstd data is corrupt")
+    assert "too much memory" in error.body["causes"][0]
+
+
 @st.composite
 def damaged_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(ENCODERS)))
