@@ -213,7 +213,7 @@ class Settings:
                                       "workers, a quarter of the memory limit / N); past it 429 with "
                                       "`Retry-After`, and a body that decodes to more alone is 413")
     max_event_bytes: int = setting("ERRGATE_MAX_EVENT_BYTES", Integer(1024, 1 << 40), 1 * MiB,
-                                   "largest event item (1 MiB), else 413")
+                                   "largest event item, and largest decoded `/store/` body (1 MiB), else 413")
     batch_max_events: int = setting("ERRGATE_BATCH_MAX_EVENTS", Integer(1, 100_000), 500, "events per commit at most")
     batch_max_wait_ms: float = setting("ERRGATE_BATCH_MAX_WAIT_MS", Number(0, 10_000), 5.0,
                                        "how long a batch that starts while the writer is idle waits to fill; "
