@@ -95,36 +95,14 @@ def parse_content_encoding(value: str | None) -> tuple[str, ...]:
     return tuple(codings)
 
 
-async def read_body(
-    chunks: AsyncIterable[bytes],
-    content_encoding: str | None,
-    *,
-    max_body_bytes: int,
-    max_decoded_bytes: int,
-    reserve: Reserve = lambda size: None,
-    offload: Offload = asyncio.to_thread,
-) -> bytes:
-    """Read ``chunks`` (raw bytes as sent) and return the decoded body.
+class BodyReader:
+    """One request body decoded as it is read, in two steps if wanted: a bounded prefix
+    (:meth:`read_prefix`, e.g. the envelope header line), then the rest (:meth:`read_rest`).
 
     413 as soon as more than ``max_body_bytes`` arrive or more than ``max_decoded_bytes`` are
     decoded (no further chunk is read); 415 for an unknown encoding; 400 for corrupt or truncated
-    compressed data. An empty body is returned as ``b""`` whatever the encoding, so the caller can
-    say "empty envelope" rather than "truncated gzip". Decoded bytes are counted with ``reserve``
-    as they are decoded (a slice at most after); whatever it raises ends the reading.
-    """
-    reader = BodyReader(
-        chunks, content_encoding, max_body_bytes=max_body_bytes, max_decoded_bytes=max_decoded_bytes,
-        reserve=reserve, offload=offload,
-    )
-    try:
-        return await reader.read_rest()
-    finally:
-        reader.close()
-
-
-class BodyReader:
-    """One request body decoded as it is read, as :func:`read_body` does, in two steps if wanted:
-    a bounded prefix (:meth:`read_prefix`, e.g. the envelope header line), then the rest.
+    compressed data. An empty body is ``b""`` whatever the encoding. Decoded bytes are counted
+    with ``reserve`` as they are decoded (a slice at most after); whatever it raises ends the reading.
 
     Nothing is read or decoded before the first call, so a request refused on its headers costs
     nothing, and one refused on its prefix costs the prefix. ``decoded`` counts the bytes decoded

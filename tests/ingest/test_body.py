@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.problems import HTTPProblem
-from app.ingest.body import SUPPORTED_ENCODINGS, parse_content_encoding, read_body
+from app.ingest.body import SUPPORTED_ENCODINGS, parse_content_encoding
 from app.ingest.rejection import Rejection
 from app.ingest.routes import as_problem
+from tests.ingest.bodies import read_body
 from tests.ingest.refusals import refused
 
 KIB = 1024

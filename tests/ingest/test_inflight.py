@@ -11,9 +11,10 @@ from typing import Any, Callable
 import pytest
 
 from app.ingest import body as body_module
-from app.ingest.body import OFFLOAD_AFTER, SLICE_BYTES, read_body
+from app.ingest.body import OFFLOAD_AFTER, SLICE_BYTES
 from app.ingest.inflight import DecodeBudget, DecodeBudgetExhausted
 from tests.ingest.test_body import DATA, ENCODERS, KIB, MIB, UNLIMITED, Chunks, brotli_bomb, gzip_bomb, header, zstd_bomb
+from tests.ingest.bodies import read_body
 
 # --- the budget ----------------------------------------------------------------------------------
 
