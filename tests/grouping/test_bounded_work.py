@@ -1,8 +1,8 @@
 """Bounded work per event: grouping and the summary read only what Relay keeps, whatever the shape.
 
 Each adversarial shape is judged by counters of the work done -- items read from the event's
-lists, computations of the default grouping, characters handed to regexes, bytes hashed --
-with a generous CPU-time bound as a backstop. The counting lists fail as soon as
+lists, computations of the default grouping, characters handed to regexes, calls of per-value
+helpers -- with a generous CPU-time bound as a backstop. The counting lists fail as soon as
 their budget is spent, so unbounded code fails in moments instead of running for minutes.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import orjson
 import pytest
 
-from app.ingest import fields, grouping, summary
+from app.ingest import fields, grouping, payload, summary
 from app.ingest.fields import MAX_EXCEPTIONS, MAX_FRAMES, MAX_MESSAGE_CHARS
 from app.ingest.grouping import (
     MAX_FINGERPRINT_ENTRIES,
@@ -404,6 +404,22 @@ def test_many_deep_nests_cost_about_what_parsing_them_costs() -> None:
 
     # Relative to the parse that no event escapes, so that a busy machine does not fail it.
     assert min(collect(body) for _ in range(3)) < 4 * min(parse_and_dump() for _ in range(3))
+
+
+def test_a_nul_among_many_values_is_replaced_without_walking_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    walks = spy(monkeypatch, payload, "_replaced")
+    body = orjson.dumps({"extra": {"n": list(range(100_000)), "nul": "a\x00b"}})
+    assert collect(body) < CPU_SECONDS
+    assert walks[0] == 0
+    assert orjson.loads(pack_event(load_event(body, max_bytes=MIB)))["extra"]["nul"] == "a\ufffdb"
+
+
+@pytest.mark.parametrize("oddity", [b"NaN", b'"\\ud800"'], ids=["NaN", "lone surrogate"])
+def test_the_lenient_parser_spends_no_python_call_per_value(oddity: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = [spy(monkeypatch, payload, name) for name in ("_replaced", "_int", "_float")]
+    body = b'{"extra":{"n":[' + b"12345," * 100_000 + oddity + b"]}}"
+    assert collect(body) < CPU_SECONDS
+    assert [count[0] for count in calls] == [0, 0, 0]
 
 
 # --- end to end: the event of the report through the collector ----------------------------------
