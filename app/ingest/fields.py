@@ -2,7 +2,9 @@
 
 Both agree on what "the primary exception", "the crashing stack" and "the log message" are
 because both read them here. A field that is missing, null or of the wrong type is absent;
-nothing here raises on garbage.
+nothing here raises on garbage. Long lists and texts are read only as far as Relay or Sentry
+keep them (the caps below), so that the work per event stays bounded whatever its size; the
+stored payload is not trimmed.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 __all__ = [
+    "MAX_EXCEPTIONS",
+    "MAX_FRAMES",
+    "MAX_MESSAGE_CHARS",
     "LogEntry",
     "crash_frames",
+    "exception_value",
     "exception_values",
     "fallback_frames",
     "in_app_or_all",
@@ -19,7 +25,18 @@ __all__ = [
     "primary_exception",
     "stacktrace_frames",
     "text_or_none",
+    "text_prefix",
 ]
+
+#: Frames read per stack trace: the last (most recent) 250, as Relay's TrimmingProcessor keeps
+#: them (``enforce_frame_hard_limit(frames, meta, 250)`` drops the oldest ones).
+MAX_FRAMES = 250
+#: Exceptions read per chain: the last (most recent, the primary one last) 25; Sentry's server
+#: kept that many (``SENTRY_MAX_EXCEPTIONS = 25``).
+MAX_EXCEPTIONS = 25
+#: Characters read of an exception value and of a log message template or formatted message: the
+#: most Relay keeps of them (8192 characters plus an allowance of 200 before it truncates).
+MAX_MESSAGE_CHARS = 8192 + 200
 
 
 class LogEntry(NamedTuple):
@@ -35,6 +52,12 @@ def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def text_prefix(value: object, max_chars: int) -> str | None:
+    """A non-empty string cut to its first ``max_chars`` characters, else ``None``."""
+    text = text_or_none(value)
+    return text[:max_chars] if text else None
+
+
 def _dict_or_none(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
@@ -47,8 +70,10 @@ def _values_list(container: object) -> list[Any]:
 
 
 def exception_values(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The event's exceptions, oldest first, with nulls and non-objects dropped."""
-    return [value for value in _values_list(event.get("exception")) if isinstance(value, dict)]
+    """The last :data:`MAX_EXCEPTIONS` entries of the event's exception chain, oldest first,
+    with nulls and non-objects dropped."""
+    values = _values_list(event.get("exception"))[-MAX_EXCEPTIONS:]
+    return [value for value in values if isinstance(value, dict)]
 
 
 def primary_exception(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -57,13 +82,19 @@ def primary_exception(event: dict[str, Any]) -> dict[str, Any] | None:
     return values[-1] if values else None
 
 
+def exception_value(exception: dict[str, Any]) -> str | None:
+    """The exception's ``value``, cut to :data:`MAX_MESSAGE_CHARS`."""
+    return text_prefix(exception.get("value"), MAX_MESSAGE_CHARS)
+
+
 def stacktrace_frames(stacktrace: object) -> list[dict[str, Any]]:
-    """The frames of a stacktrace object, oldest first, non-objects dropped."""
+    """The last :data:`MAX_FRAMES` entries of a stacktrace object's frames, oldest first,
+    non-objects dropped."""
     stacktrace = _dict_or_none(stacktrace)
     frames = stacktrace.get("frames") if stacktrace else None
     if not isinstance(frames, list):
         return []
-    return [frame for frame in frames if isinstance(frame, dict)]
+    return [frame for frame in frames[-MAX_FRAMES:] if isinstance(frame, dict)]
 
 
 def _crashed_thread_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,13 +126,19 @@ def in_app_or_all(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _log_entry_from(value: object) -> LogEntry | None:
     if isinstance(value, str):
-        return LogEntry(value, value, None) if value else None
+        text = text_prefix(value, MAX_MESSAGE_CHARS)
+        return LogEntry(text, text, None) if text else None
     if not isinstance(value, dict):
         return None
-    entry = LogEntry(text_or_none(value.get("message")), text_or_none(value.get("formatted")), value.get("params"))
+    entry = LogEntry(
+        text_prefix(value.get("message"), MAX_MESSAGE_CHARS),
+        text_prefix(value.get("formatted"), MAX_MESSAGE_CHARS),
+        value.get("params"),
+    )
     return entry if entry.template or entry.formatted else None
 
 
 def log_entry(event: dict[str, Any]) -> LogEntry | None:
-    """The event's log message: ``logentry`` first, then ``message``; a string or an object."""
+    """The event's log message: ``logentry`` first, then ``message``; a string or an object.
+    Template and formatted message are cut to :data:`MAX_MESSAGE_CHARS`."""
     return _log_entry_from(event.get("logentry")) or _log_entry_from(event.get("message"))

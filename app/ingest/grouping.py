@@ -8,7 +8,10 @@ hashes, deploy paths, line numbers) out of the group key.
 
 It reads the event through :mod:`app.ingest.fields`. Everything is pure and never raises on
 garbage: a field that is missing, null or of the wrong type is treated as absent. Regexes are
-compiled once at import; this runs on the ingest hot path for every event.
+compiled once at import; this runs on the ingest hot path for every event, so its work is
+bounded whatever the event's shape: fields reads only the last frames and exceptions, a
+fingerprint counts only its first entries, ``{{ default }}`` is computed once however often it
+appears, and every text is cut to its ``MAX_GROUPED_*`` length before a regex reads it.
 """
 
 from __future__ import annotations
@@ -19,17 +22,23 @@ import re
 from typing import Any
 
 from app.ingest.fields import (
+    exception_value,
     fallback_frames,
     in_app_or_all,
     log_entry,
     primary_exception,
     stacktrace_frames,
     text_or_none,
+    text_prefix,
 )
 
 __all__ = [
     "FINGERPRINT_LENGTH",
     "GROUPING_VERSION",
+    "MAX_FINGERPRINT_ENTRIES",
+    "MAX_GROUPED_PATH_CHARS",
+    "MAX_GROUPED_SYMBOL_CHARS",
+    "MAX_GROUPED_TEXT_CHARS",
     "default_components",
     "fingerprint_for",
     "grouping_components",
@@ -43,6 +52,18 @@ GROUPING_VERSION = "errgate-grouping-1"
 FINGERPRINT_LENGTH = 32
 #: Only this many characters of an exception value or message take part in grouping.
 MAX_GROUPED_TEXT_CHARS = 1024
+#: Only this many characters of a frame's filename (or abs_path) take part in grouping: the most
+#: Relay keeps of a path (``MaxChars::Path``: 256 characters plus an allowance of 40).
+MAX_GROUPED_PATH_CHARS = 256 + 40
+#: Only this many characters of an exception type and of a frame's function and module take part
+#: in grouping: the most Relay keeps of a type or function name (256 characters plus an allowance
+#: of 20). Relay leaves a frame's module untrimmed; errgate gives it the same limit so that every
+#: text a grouping component carries is bounded.
+MAX_GROUPED_SYMBOL_CHARS = 256 + 20
+#: Only the first entries of a custom fingerprint take part in grouping. Relay does not trim
+#: fingerprints, so this limit is errgate's own: far above what SDKs and users send, and low
+#: enough that the ``{{ default }}`` entries among them cost little to hash.
+MAX_FINGERPRINT_ENTRIES = 32
 
 _DEFAULT_PLACEHOLDER = re.compile(r"\{\{\s*default\s*\}\}", re.IGNORECASE)
 
@@ -104,7 +125,7 @@ def _strip_query_and_fragment(path: str) -> str:
 
 
 def _last_segments(path: str, count: int) -> str:
-    return "/".join(path.rstrip("/").split("/")[-count:])
+    return "/".join(path.rstrip("/").rsplit("/", count)[-count:])
 
 
 def _strip_build_noise(path: str) -> str:
@@ -117,8 +138,9 @@ def _strip_build_noise(path: str) -> str:
 def normalise_filename(filename: str) -> str:
     """A file name stripped of what varies between deploys and builds: URL scheme and host,
     query and fragment, directories up to ``site-packages``/``node_modules``, all but the last
-    two segments of an absolute file system path, build hashes and ``.min``."""
-    path = _strip_query_and_fragment(filename.replace("\\", "/"))
+    two segments of an absolute file system path, build hashes and ``.min``. Only the first
+    :data:`MAX_GROUPED_PATH_CHARS` characters are read."""
+    path = _strip_query_and_fragment(filename[:MAX_GROUPED_PATH_CHARS].replace("\\", "/"))
     url_prefix = _URL_SCHEME_AND_HOST.match(path)
     is_url = url_prefix is not None
     if url_prefix is not None:
@@ -131,8 +153,12 @@ def normalise_filename(filename: str) -> str:
     return _strip_build_noise(path)
 
 
+def _exception_type(exception: dict[str, Any]) -> str | None:
+    return text_prefix(exception.get("type"), MAX_GROUPED_SYMBOL_CHARS)
+
+
 def _frame_function(frame: dict[str, Any]) -> str | None:
-    function = text_or_none(frame.get("function"))
+    function = text_prefix(frame.get("function"), MAX_GROUPED_SYMBOL_CHARS)
     if function is None or function in _ANONYMOUS_FUNCTIONS:
         return None
     if "0x" in function or "0X" in function:
@@ -142,7 +168,7 @@ def _frame_function(frame: dict[str, Any]) -> str | None:
 
 def _frame_location(frame: dict[str, Any]) -> str | None:
     """``m:`` + module, else ``f:`` + normalised filename (or abs_path), else ``None``."""
-    module = text_or_none(frame.get("module"))
+    module = text_prefix(frame.get("module"), MAX_GROUPED_SYMBOL_CHARS)
     if module is not None:
         return "m:" + module
     filename = text_or_none(frame.get("filename")) or text_or_none(frame.get("abs_path"))
@@ -176,18 +202,18 @@ def _stacktrace_components(event: dict[str, Any]) -> list[str]:
     frame_components = _frame_components(frames)
     if not frame_components:
         return []
-    return ["stack", "type:" + (text_or_none(exception.get("type")) or ""), *frame_components]
+    return ["stack", "type:" + (_exception_type(exception) or ""), *frame_components]
 
 
 def _exception_value_components(event: dict[str, Any]) -> list[str]:
     exception = primary_exception(event)
     if exception is None:
         return []
-    exception_type = text_or_none(exception.get("type"))
-    value = text_or_none(exception.get("value"))
-    if exception_type is None and value is None:
+    kind = _exception_type(exception)
+    value = exception_value(exception)
+    if kind is None and value is None:
         return []
-    return ["exception", "type:" + (exception_type or ""), "value:" + normalise_text(value or "")]
+    return ["exception", "type:" + (kind or ""), "value:" + normalise_text(value or "")]
 
 
 def _message_components(event: dict[str, Any]) -> list[str]:
@@ -224,44 +250,66 @@ def _fingerprint_entry(entry: object) -> str | None:
 
 
 def _custom_fingerprint(event: dict[str, Any]) -> list[str]:
+    """The text of the first :data:`MAX_FINGERPRINT_ENTRIES` entries, unusable ones dropped."""
     raw = event.get("fingerprint")
     if not isinstance(raw, list):
         return []
-    return [text for text in map(_fingerprint_entry, raw) if text is not None]
+    return [text for text in map(_fingerprint_entry, raw[:MAX_FINGERPRINT_ENTRIES]) if text is not None]
 
 
-def _fingerprint_components(entries: list[str], event: dict[str, Any]) -> list[str]:
+def _fingerprint_runs(entries: list[str], event: dict[str, Any]) -> list[list[str]]:
     """Each entry tagged ``fp:``; ``{{ default }}`` expands in place, so ``["{{ default }}"]``
-    alone groups exactly like no fingerprint at all (as in Sentry)."""
-    components: list[str] = []
+    alone groups exactly like no fingerprint at all (as in Sentry). Every expansion is the same
+    list, computed once."""
+    runs: list[list[str]] = []
+    default: list[str] | None = None
     for entry in entries:
         if _DEFAULT_PLACEHOLDER.fullmatch(entry.strip()):
-            components.extend(default_components(event))
+            if default is None:
+                default = default_components(event)
+            runs.append(default)
         else:
-            components.append("fp:" + entry)
-    return components
+            runs.append(["fp:" + entry])
+    return runs
+
+
+def _component_runs(event: dict[str, Any]) -> list[list[str]]:
+    """The components in runs: one per fingerprint entry, or the default grouping alone."""
+    if not isinstance(event, dict):
+        return [["nothing"]]
+    entries = _custom_fingerprint(event)
+    if entries:
+        return _fingerprint_runs(entries, event)
+    return [default_components(event)]
 
 
 def grouping_components(event: dict[str, Any]) -> list[str]:
     """The ordered, kind-tagged components that identify the event's group."""
-    if not isinstance(event, dict):
-        return ["nothing"]
-    entries = _custom_fingerprint(event)
-    if entries:
-        return _fingerprint_components(entries, event)
-    return default_components(event)
+    return [component for run in _component_runs(event) for component in run]
 
 
-def _digest(components: list[str]) -> str:
-    """sha256 over length-prefixed components, so no two component lists share an encoding."""
-    hasher = hashlib.sha256(GROUPING_VERSION.encode())
+def _encoded(components: list[str]) -> bytes:
+    """Each component length-prefixed, so that no two component lists share an encoding."""
+    parts: list[bytes] = []
     for component in components:
         encoded = component.encode("utf-8", "surrogatepass")
-        hasher.update(b"%d:" % len(encoded))
+        parts.append(b"%d:" % len(encoded))
+        parts.append(encoded)
+    return b"".join(parts)
+
+
+def _digest(runs: list[list[str]]) -> str:
+    """sha256 over the encoded components of every run; a run that repeats is encoded once."""
+    hasher = hashlib.sha256(GROUPING_VERSION.encode())
+    encoded_runs: dict[int, bytes] = {}
+    for run in runs:
+        encoded = encoded_runs.get(id(run))
+        if encoded is None:
+            encoded = encoded_runs[id(run)] = _encoded(run)
         hasher.update(encoded)
     return hasher.hexdigest()[:FINGERPRINT_LENGTH]
 
 
 def fingerprint_for(event: dict[str, Any]) -> str:
     """The stable hex fingerprint of the group ``event`` belongs to."""
-    return _digest(grouping_components(event))
+    return _digest(_component_runs(event))

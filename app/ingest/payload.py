@@ -32,7 +32,16 @@ MAX_DEPTH = 128  # nesting levels accepted in an event; the top-level object is 
 
 _INT64_MIN, _UINT64_END = -(2**63), 2**64
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A surrogate escape without its partner: a high one not followed by a low one, or a low one
+# not preceded by a high one. Read where no escaped backslash is left (see _without_lone_surrogates).
+# Both start with the literal \u so that the regex engine skips quickly to the next one.
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD])[c-fC-F][0-9a-fA-F]{2})"
+)
+# Digits made 0, exponent marks e and signs +, so that plain substring searches find the numbers
+# json.loads could make an integer beyond 64 bits or a float beyond a double (see _may_overflow).
+_NUMBER_SHAPES = bytes.maketrans(b"123456789E-", b"000000000e+")
 _JSONB_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
@@ -52,12 +61,12 @@ def load_event(payload: bytes, *, max_bytes: int) -> dict:
     try:
         event = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        event = _load_lenient(payload)
+        event = _load_lenient(payload)  # refuses deep nesting itself
+    else:
+        if type(event) is dict and _nests_too_deep(payload, event):
+            raise _too_deep()
     if type(event) is not dict:
         raise _invalid(f"event payload is not a JSON object (it is {_json_type(event)})")
-    # Fewer brackets than the limit (counting those inside strings too) cannot nest too deep.
-    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH and _nests_too_deep(event):
-        raise _too_deep()
     return event
 
 
@@ -108,11 +117,19 @@ def dumps_event(event: dict) -> bytes:
         out = orjson.dumps(event)
     except TypeError:  # lone surrogates, huge integers, non-string keys
         return _dumps_sanitised(event)
-    # Also true for an escaped backslash followed by "u0000" (no NUL at all); the slow path is
-    # correct for both, and only costs time in that rare case.
     if b"\\u0000" in out:
-        return _dumps_sanitised(event)
+        return _without_nul_escapes(out)
     return out
+
+
+def _without_nul_escapes(out: bytes) -> bytes:
+    """orjson's output with every NUL escape made U+FFFD, in three passes over the bytes.
+
+    Every backslash in JSON starts an escape, so pairing them from the left finds the escaped
+    backslashes; orjson never writes a raw NUL byte, which can therefore stand in for them while
+    ``\\u0000`` is replaced (an escaped backslash followed by "u0000" is text, not a NUL).
+    """
+    return out.replace(b"\\\\", b"\x00").replace(b"\\u0000", b"\\ufffd").replace(b"\x00", b"\\\\")
 
 
 def _load_lenient(payload: bytes) -> Any:
@@ -122,18 +139,38 @@ def _load_lenient(payload: bytes) -> Any:
         raise _invalid(f"event payload is not valid UTF-8 (invalid byte at offset {exc.start})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    if _SURROGATE_ESCAPE.search(text):
+        # NUL escapes stay until the event is stored: columns drop NUL, the stored JSON replaces it.
+        text = _without_lone_surrogates(text)
+    # The hooks cost a Python call per number; most payloads need none.
+    numbers = {"parse_float": _float, "parse_int": _int} if _may_overflow(payload) else {}
     try:
-        value = json.loads(text, parse_constant=_non_finite, parse_float=_float, parse_int=_int)
+        value = json.loads(text, parse_constant=_non_finite, **numbers)
     except json.JSONDecodeError as exc:
         raise _invalid(f"event payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise _too_deep() from None
-    if _nests_too_deep(value):  # before the recursive walk below
+    if _nests_too_deep(payload, value):
         raise _too_deep()
-    if _SURROGATE_ESCAPE.search(text):
-        # NUL stays until the event is stored: columns drop it, the stored JSON replaces it.
-        value = _replaced(value, _LONE_SURROGATE)
     return value
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """JSON text with every lone surrogate escape spelled ``\\ufffd``; pairs are kept.
+
+    As in :func:`_without_nul_escapes`, NUL stands in for escaped backslashes meanwhile. A raw NUL
+    makes the JSON invalid anyway, so such text is left for json.loads to refuse.
+    """
+    if "\x00" in text:
+        return text
+    return _LONE_SURROGATE_ESCAPE.sub(r"\\ufffd", text.replace("\\\\", "\x00")).replace("\x00", "\\\\")
+
+
+def _may_overflow(payload: bytes) -> bool:
+    """Whether ``payload`` has a run of 19 digits or more, or an exponent of three digits or more:
+    without one, every JSON number in it is a 64-bit integer or a finite double."""
+    shapes = payload.translate(_NUMBER_SHAPES)
+    return b"0" * 19 in shapes or b"e000" in shapes or b"e+000" in shapes
 
 
 def _non_finite(name: str) -> None:
@@ -153,7 +190,11 @@ def _int(text: str) -> int | float | None:
     return _float(text)
 
 
-def _nests_too_deep(value: Any) -> bool:
+def _nests_too_deep(payload: bytes, value: Any) -> bool:
+    """Whether containers nest more than :data:`MAX_DEPTH` levels in ``value``, parsed from ``payload``."""
+    # Fewer brackets than the limit (counting those inside strings too) cannot nest too deep.
+    if payload.count(b"{") + payload.count(b"[") <= MAX_DEPTH:
+        return False
     return (type(value) is dict or type(value) is list) and _nests_deeper(value, MAX_DEPTH - 1)
 
 

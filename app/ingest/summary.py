@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from app.ingest.fields import LogEntry, crash_frames, in_app_or_all, log_entry, primary_exception, text_or_none
+from app.ingest.fields import (
+    MAX_MESSAGE_CHARS,
+    LogEntry,
+    crash_frames,
+    exception_value,
+    in_app_or_all,
+    log_entry,
+    primary_exception,
+    text_or_none,
+)
 
 __all__ = [
     "EventSummary",
@@ -55,6 +64,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _EPOCH_SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 _PRINTF_PLACEHOLDER = re.compile(r"%[sdirf%]")
+# What str.splitlines() splits on (every one of them is also whitespace to str.strip()).
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 _MISSING = object()
 
 
@@ -102,10 +113,10 @@ def clean_text(text: str, max_chars: int) -> str:
 
 
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+    """The first line that is not blank, stripped; without splitting a long text into lines."""
+    text = text.lstrip()
+    line_break = _LINE_BREAK.search(text)
+    return (text[: line_break.start()] if line_break else text).rstrip()
 
 
 # --- message ------------------------------------------------------------------------------
@@ -135,20 +146,17 @@ def _substitute_params(template: str, params: list[Any]) -> str:
 
 
 def format_log_entry(entry: LogEntry) -> str:
-    """``formatted`` when sent, else the template with list ``params`` substituted."""
+    """``formatted`` when sent, else the template with list ``params`` substituted, cut to
+    :data:`~app.ingest.fields.MAX_MESSAGE_CHARS` like a formatted message that was sent."""
     if entry.formatted:
         return entry.formatted
     template = entry.template or ""
     if isinstance(entry.params, list) and entry.params and "%" in template:
-        return _substitute_params(template, entry.params)
+        return _substitute_params(template, entry.params)[:MAX_MESSAGE_CHARS]
     return template
 
 
 # --- fields -------------------------------------------------------------------------------
-
-
-def _exception_field(exception: dict[str, Any] | None, key: str) -> str | None:
-    return text_or_none(exception.get(key)) if exception else None
 
 
 def _title(exception_type: str | None, message: str, exception_value: str | None) -> str:
@@ -287,14 +295,14 @@ def summarize_event(event: dict[str, Any], *, fingerprint: str, received_at: dat
     if not isinstance(event, dict):
         event = {}
     exception = primary_exception(event)
-    exception_type = _exception_field(exception, "type")
-    exception_value = _exception_field(exception, "value")
+    kind = text_or_none(exception.get("type")) if exception else None
+    value = exception_value(exception) if exception else None
     entry = log_entry(event)
     message = format_log_entry(entry) if entry else ""
     return EventSummary(
         fingerprint=fingerprint,
-        name=clean_text(_title(exception_type, message, exception_value), NAME_MAX_CHARS) or UNLABELED_NAME,
-        description=clean_text(exception_value or message, DESCRIPTION_MAX_CHARS),
+        name=clean_text(_title(kind, message, value), NAME_MAX_CHARS) or UNLABELED_NAME,
+        description=clean_text(value or message, DESCRIPTION_MAX_CHARS),
         actor=clean_text(_actor(event), ACTOR_MAX_CHARS),
         platform=_platform(event.get("platform")),
         level=normalise_level(event.get("level")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import zlib
 from typing import Any
 
@@ -93,6 +94,34 @@ def test_surrogate_pairs_are_kept() -> None:
 
 def test_escaped_backslash_before_u_is_not_a_surrogate() -> None:
     assert load(b'{"a":"\\\\ud800","b":NaN}') == {"a": "\\ud800", "b": None}
+
+
+def test_lone_surrogate_escapes_next_to_escaped_backslashes_and_pairs() -> None:
+    assert load(b'{"a":"\\\\\\ud800","b":NaN}')["a"] == "\\\ufffd"
+    assert load(b'{"a":"\\\\ud800\\udc00","b":NaN}')["a"] == "\\ud800\ufffd"
+    assert load(b'{"a":"\\ud800\\ud83d\\ude00\\ude00"}')["a"] == "\ufffd\U0001f600\ufffd"
+
+
+ESCAPES = st.lists(
+    st.sampled_from(["\\ud83d", "\\ude00", "\\ud83d\\ude00", "\\udbff", "\\udfff", "\\\\", "\\\\ud800", "\\u0000", '\\"', "a"]),
+    max_size=8,
+).map("".join)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@PROPERTY
+@given(st.lists(ESCAPES, min_size=1, max_size=4))
+def test_lone_surrogate_escapes_become_replacement_characters_wherever_they_are(texts: list[str]) -> None:
+    keys = [f"k{index}{text}" for index, text in enumerate(texts)]
+    body = "{" + ",".join(f'"{key}":"{text}"' for key, text in zip(keys, texts)) + ',"nan":NaN}'
+    decoded = [LONE_SURROGATE.sub("\ufffd", json.loads(f'"{text}"')) for text in [*keys, *texts]]
+    assert load(body.encode()) == {**dict(zip(decoded[: len(texts)], decoded[len(texts) :])), "nan": None}
+
+
+def test_numbers_next_to_nan_keep_their_values() -> None:
+    assert load(b'{"a":NaN,"n":[1,-12345678901234567,1.5e99,1e308,2.5E-7]}')["n"] == [
+        1, -12345678901234567, 1.5e99, 1e308, 2.5e-7
+    ]
 
 
 def test_duplicate_keys_last_wins() -> None:
