@@ -3,9 +3,10 @@
 They are set in ``on_response_prepare``, which aiohttp runs for every response of an application
 just before its headers go out: handlers' answers, the error middleware's, 404 and 405 of unknown
 routes, the collector's and ``/metrics``. ``Server`` names errgate without a version, so a scanner
-learns nothing about the Python or aiohttp release. The only answers no application sees are the
-400s aiohttp writes for requests it cannot parse; they get the same ``Server`` through aiohttp's
-default (they carry aiohttp's own short text and no ``X-Content-Type-Options``).
+learns nothing about the Python or aiohttp release. The only answers no application sees are
+those the connection layer makes for requests it cannot parse or that fail before the
+middlewares (app/protocol.py); they get the same ``Server`` through aiohttp's default and set
+``X-Content-Type-Options`` themselves.
 
 ``Cache-Control: no-store`` goes on the answers that carry a secret, so that no browser or proxy
 keeps a copy:

@@ -54,6 +54,11 @@ def _problem(status: int) -> dict[str, str]:
     return {"message": f"{status} {HTTPStatus(status).phrase}"}
 
 
+def _json_answer(status: int) -> web.Response:
+    """An answer made here, outside any application: the application's headers hook never sees it."""
+    return json_response(_problem(status), status, {"X-Content-Type-Options": "nosniff"})
+
+
 def _body_timeout_problem() -> HTTPProblem:
     # The connection is closed after this answer: the rest of the body may still come.
     return HTTPProblem(408, _problem(408), {"Connection": "close"})
@@ -147,6 +152,10 @@ class Protocol(RequestHandler):
     ) -> tuple[web.StreamResponse, bool]:
         if self._body is not None and request.content is self._body:
             self._body_answered = True
+        if getattr(resp, "__http_exception__", False) and resp.content_type != "application/json":
+            # Only aiohttp's own exceptions raised before the middlewares get here (an unknown
+            # ``Expect`` header: 417), and their text quotes the request.
+            resp = _json_answer(resp.status)
         return await super().finish_response(request, resp, start_time)
 
     # -- header timer ----------------------------------------------------------------------
@@ -250,7 +259,7 @@ class Protocol(RequestHandler):
         if request.writer.output_size > 0:
             # Part of another answer is out: aiohttp drops the connection on ConnectionError.
             raise ConnectionError("an answer was already started")
-        response = json_response(_problem(status), status)
+        response = _json_answer(status)
         response.force_close()
         return response
 

@@ -66,12 +66,16 @@ BAD_REQUESTS: dict[str, tuple[list[bytes], int]] = {
     ),
 }
 
-STATUS_MESSAGES = {400: "400 Bad Request", 431: "431 Request Header Fields Too Large", 500: "500 Internal Server Error"}
+STATUS_MESSAGES = {
+    400: "400 Bad Request", 417: "417 Expectation Failed", 431: "431 Request Header Fields Too Large",
+    500: "500 Internal Server Error",
+}
 
 
 def assert_json_problem(answer: Answer, status: int) -> None:
     assert answer.status == status, answer.raw
     assert answer.json() == {"message": STATUS_MESSAGES[status]}, answer.raw
+    assert answer.headers.get("x-content-type-options") == "nosniff", answer.raw
     assert TOKEN.encode() not in answer.raw and KEY.encode() not in answer.raw, answer.raw
 
 
@@ -107,6 +111,12 @@ async def test_unparsable_requests_answer_json_and_log_no_secret(errgate_process
     assert len(refused) == len(BAD_REQUESTS), refused
     assert {line["error"] for line in refused} >= {"LineTooLong", "BadHttpMessage", "BadHttpMethod"}
     assert all(set(line) == {"time", "level", "logger", "message", "error", "status"} for line in refused), refused
+
+
+async def test_an_unknown_expect_header_is_answered_in_json_without_echo(errgate_process: ProcessFactory) -> None:
+    async with errgate_process() as proc:
+        request = (f"POST /api/v4/projects HTTP/1.1\r\nHost: e\r\nExpect: {TOKEN}\r\nContent-Length: 2\r\n\r\n{{}}")
+        assert_json_problem(await send(proc.url, [request.encode()]), 417)
 
 
 @contextlib.contextmanager
