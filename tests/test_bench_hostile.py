@@ -43,6 +43,6 @@ def test_cases_are_chosen_by_name_and_unknown_names_refused() -> None:
     arguments = parse_args(["--mode", "hostile", "--cases", "path-ids, link-header"])
     assert (arguments.mode, arguments.cases) == ("hostile", ["path-ids", "link-header"])
     assert [case.name for case in hostile.selected(arguments.cases)] == ["path-ids", "link-header"]
-    assert len(hostile.selected(None)) == len(hostile.CASES) == 12
+    assert len(hostile.selected(None)) == len(hostile.CASES) == 13
     with pytest.raises(SystemExit, match="unknown hostile cases: nope"):
         hostile.selected(["path-ids", "nope"])

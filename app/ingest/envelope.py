@@ -2,19 +2,28 @@
 
 This module owns the envelope grammar of SENTRY-PROTOCOL.md (``Envelope = Headers { "\\n" Item }
 [ "\\n" ]``, ``Item = Headers "\\n" Payload``), the validation of envelope and item headers, the
-envelope ``event_id`` rule, and the per-item-type size limits. Every failure is a
-:class:`~app.ingest.rejection.Rejection`: 400 for a malformed envelope, 413 for an item over its limit.
+envelope ``event_id`` rule, the per-item-type size limits and the number of items
+(:data:`MAX_ITEMS`). Every failure is a :class:`~app.ingest.rejection.Rejection`: 400 for a
+malformed envelope, 413 for an item over its limit or too many items.
 Unknown item types and header keys are kept; deciding what to do with them is the caller's job.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
 
 from app.ingest.rejection import Rejection, shown
+
+
+# SDKs send an event or transaction with a few attachments, client reports or session updates in
+# one envelope: a few items, rarely dozens. Every item costs a parsed header and a payload copy,
+# so without a cap a 250 KB gzip body of tiny items (125 MiB decoded) built millions of them.
+MAX_ITEMS = 1000
+_BLANK_LINES = re.compile(rb"\n+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +67,13 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
         if eol < 0:
             eol = size
         if eol == pos:
-            # An empty line where an item header is expected cannot be anything else: skip it.
-            pos += 1
+            # Empty lines where an item header is expected cannot be anything else: skip them all
+            # at once (a body of nothing but newlines is one step, not one per byte).
+            pos = _BLANK_LINES.match(body, pos).end()  # type: ignore[union-attr]
             continue
         index += 1
+        if index > MAX_ITEMS:
+            raise Rejection(413, "envelope has too many items", [f"an envelope holds at most {MAX_ITEMS} items"])
         item_headers = _load_header(body[pos:eol], f"item {index} header")
         item_type = item_headers.get("type")
         if not isinstance(item_type, str):

@@ -124,8 +124,17 @@ def tiny_items_body() -> tuple[bytes, int]:
 
 
 async def no_credential(target: Target, prepared: tuple[bytes, int]) -> dict[str, Any]:
+    return await _tiny_items(target, prepared, {})
+
+
+async def tiny_items_with_key(target: Target, prepared: tuple[bytes, int]) -> dict[str, Any]:
+    """The same body with a valid public key, which ships in every browser bundle."""
+    return await _tiny_items(target, prepared, sentry_auth(target))
+
+
+async def _tiny_items(target: Target, prepared: tuple[bytes, int], headers: dict[str, str]) -> dict[str, Any]:
     body, decoded = prepared
-    reply = await request("POST", ingest_url(target), data=body, headers={"Content-Encoding": "gzip"})
+    reply = await request("POST", ingest_url(target), data=body, headers={"Content-Encoding": "gzip", **headers})
     return {"answers": [reply.status], "body_kb": len(body) // 1000, "decoded_mb": round(decoded / MiB, 1)}
 
 
@@ -315,6 +324,7 @@ async def store_bomb(target: Target, bomb: bytes) -> dict[str, Any]:
 # The restart comes last: the cases before it use the first root token.
 CASES: tuple[Case, ...] = (
     Case("no-credential-tiny-items", "401, quickly, small RSS", no_credential, tiny_items_body),
+    Case("tiny-items-with-key", "413 (too many items), quickly, small RSS", tiny_items_with_key, tiny_items_body),
     Case("default-fingerprint", "200, quickly", default_fingerprint, default_fingerprint_envelope),
     Case("gzip-bombs", "liveness stays fast; RSS comes back after", gzip_bombs, gzip_bomb),
     Case("slowloris", "closed after the header timeout", slowloris),
