@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import TYPE_CHECKING
 
-from app.api import error_tracking, members, projects, tokens, tracked_errors, users
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def setup_routes(app: web.Application) -> None:
+    # The route modules are imported here, not with the package, so that its pure modules
+    # (pagination) import without the web server.
+    from app.api import error_tracking, members, projects, tokens, tracked_errors, users
+
     for module in (users, tokens, projects, members, error_tracking, tracked_errors):
         app.router.add_routes(module.routes)

@@ -11,8 +11,9 @@ from aiohttp import web
 from app import identity, state
 from app.api import entities
 from app.api.access import ProjectAccess, project_access
-from app.api.pagination import page_from, paginated
+from app.api.pagination import page_from
 from app.api.params import path_id, read_params
+from app.api.responses import paginated
 from app.db import projects
 from app.identity import ACCESS_LEVELS, GUEST, MAINTAINER, OWNER
 from app.problems import HTTPProblem, json_response

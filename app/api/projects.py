@@ -7,8 +7,9 @@ from aiohttp import web
 from app import identity, state
 from app.api import entities
 from app.api.access import project_access
-from app.api.pagination import page_from, paginated
+from app.api.pagination import page_from
 from app.api.params import read_params
+from app.api.responses import paginated
 from app.auth import authenticate
 from app.db import projects
 from app.identity import GUEST, OWNER

@@ -12,8 +12,9 @@ from aiohttp import web
 from app import state
 from app.api import entities
 from app.api.access import project_access
-from app.api.pagination import page_from, paginated
+from app.api.pagination import page_from
 from app.api.params import found, path_id, read_params
+from app.api.responses import paginated
 from app.db import tracked_errors
 from app.identity import DEVELOPER, REPORTER
 from app.problems import json_response

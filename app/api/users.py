@@ -6,8 +6,9 @@ from aiohttp import web
 
 from app import identity, state
 from app.api import entities
-from app.api.pagination import page_from, paginated
+from app.api.pagination import page_from
 from app.api.params import read_params
+from app.api.responses import paginated
 from app.auth import authenticate, require_admin
 from app.db import users
 from app.problems import json_response
