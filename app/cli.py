@@ -7,7 +7,6 @@ import asyncio
 import os
 import sys
 from datetime import date
-from importlib import metadata
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -15,14 +14,15 @@ import orjson
 
 from app import identity
 from app.api import entities
-from app.api.params import parse_ref
 from app.auth import SCOPES
 from app.config import ConfigError, Settings
 from app.db import migrations, projects
 from app.identity import ACCESS_LEVELS
-from app.problems import HTTPProblem
+from app.ids import parse_ref
 from app.logs import setup_logging
+from app.problems import HTTPProblem
 from app.startup import prepared_database
+from app.version import installed_version
 
 
 def _access_level(value: str) -> int:
@@ -47,11 +47,7 @@ Configuration comes from the environment (DATABASE_URL, ERRGATE_*); see README.m
 
 
 def version() -> str:
-    """The installed distribution's version (pyproject.toml's, through the package metadata)."""
-    try:
-        return metadata.version("errgate")
-    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
+    return installed_version() or "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,23 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_ref(value: str) -> int | str:
-    return parse_ref(value)
-
-
 async def _user_create(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> Any:
     row = await identity.create_user(pool, args.username, args.name or args.username, args.email, args.admin)
     return entities.user(row, settings.external_url, private=True)
 
 
 async def _project_create(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> Any:
-    owner = await identity.require_user(pool, _user_ref(args.owner)) if args.owner else None
+    owner = await identity.require_user(pool, parse_ref(args.owner)) if args.owner else None
     row = await identity.create_project(pool, args.path_with_namespace, args.name, None, owner and owner["id"])
     return entities.project(row, settings.external_url)
 
 
 async def _member_add(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> Any:
-    user = await identity.require_user(pool, _user_ref(args.user))
+    user = await identity.require_user(pool, parse_ref(args.user))
     project = await projects.project_for_user(pool, parse_ref(args.project), user["id"])
     if project is None:
         raise HTTPProblem.gitlab(404, "404 Project Not Found")
@@ -120,7 +112,7 @@ async def _member_add(pool: asyncpg.Pool, args: argparse.Namespace, settings: Se
 
 
 async def _token_create(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> Any:
-    user = await identity.require_user(pool, _user_ref(args.user))
+    user = await identity.require_user(pool, parse_ref(args.user))
     row, token = await identity.create_token(pool, user["id"], args.name, args.scope or ["api"], args.expires_at)
     return entities.personal_access_token(row, token)
 

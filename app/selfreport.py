@@ -21,7 +21,6 @@ No request bodies, local variables, client addresses, tokens or keys leave the p
 from __future__ import annotations
 
 import contextvars
-from importlib import metadata
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -32,9 +31,10 @@ from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import event_from_exception
 
-from app.problems import Handler, HTTPProblem, client_went_away
 from app.ingest import credentials
 from app.ingest.rejection import Rejection
+from app.problems import Handler, HTTPProblem, client_went_away
+from app.version import installed_version
 
 FILTERED = "[Filtered]"
 SECRET_HEADERS = frozenset({"private-token", "authorization", "x-sentry-auth", "cookie", "proxy-authorization"})
@@ -52,10 +52,8 @@ def own_project_id(dsn: str) -> str | None:
 
 
 def _release() -> str | None:
-    try:
-        return f"errgate@{metadata.version('errgate')}"
-    except metadata.PackageNotFoundError:
-        return None
+    version = installed_version()
+    return f"errgate@{version}" if version else None
 
 
 def init_self_reporting(dsn: str, *, transport: Transport | None = None) -> None:

@@ -69,10 +69,11 @@ def serve_forever(settings: Settings, workers: int) -> int:
         _check_port_free(settings.host, settings.metrics_port, "ERRGATE_METRICS_PORT")
     if not settings.database_url:
         settings = dataclasses.replace(settings, database_url=database_url(settings))
-    check_database(settings.database_url)
     if workers <= 1:
-        _run(settings)
+        _run(settings)  # opening its pool names DATABASE_URL in one line when it cannot connect
         return 0
+    # Checked once here, so that N workers do not each print the same failure.
+    check_database(settings.database_url)
     settings = dataclasses.replace(settings, workers=workers)
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker, args=(settings,), name=f"errgate-worker-{i}") for i in range(workers)]

@@ -16,6 +16,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 PURE_MODULES = (
     "app.api.pagination",
     "app.dsn",
+    "app.ids",
     "app.ingest.body",
     "app.ingest.credentials",
     "app.ingest.envelope",

@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from app import state
-from app.api.params import parse_ref
+from app.ids import parse_ref
 from app.auth import Caller, authenticate
 from app.db import projects
 from app.identity import OWNER

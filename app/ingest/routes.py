@@ -21,6 +21,7 @@ from aiohttp import web
 from app import state
 from app.config import Settings
 from app.dsn import COLLECTOR_PATH
+from app.ids import parse_id
 from app.problems import Handler, HTTPProblem, json_response
 from app.ingest import backpressure, credentials
 from app.ingest.body import BodyReader
@@ -151,13 +152,9 @@ async def _authorize(request: web.Request, public_key: str, project_id: int) -> 
 
 
 def _project_id(request: web.Request) -> int:
-    text = request.match_info["project_id"]
-    # ``\d`` also matches non-ASCII digits, and int() refuses strings of more than 4300 digits
-    # (ValueError, a 500): anything that cannot be a bigint is refused before converting it.
-    if not text.isascii() or len(text.lstrip("0")) > 19:
-        raise credentials.rejected()
-    project_id = int(text)
-    if project_id > 2**63 - 1:
+    # The route's ``\d+`` also matches other scripts' digits: the same rule as the REST API's ids.
+    project_id = parse_id(request.match_info["project_id"])
+    if project_id is None:
         raise credentials.rejected()
     return project_id
 

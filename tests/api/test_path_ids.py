@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from app.api.params import parse_id, parse_ref
+from app.ids import parse_id, parse_ref
 from app.db import error_tracking
 from tests.api.helpers import DEVELOPER, KEY_NOT_FOUND, PROJECT_NOT_FOUND
 from tests.api.test_errors import add_error
