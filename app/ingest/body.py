@@ -144,31 +144,34 @@ class BodyReader:
         when more than ``limit`` decoded bytes come before it.
 
         Reading stops at the piece holding ``until`` or crossing ``limit``, so at most ``limit``
-        plus one decoding step (about 64 KiB) is decoded, on the event loop. The bytes decoded stay
-        for :meth:`read_rest`.
+        plus one decoding step (about 64 KiB) is decoded, on the event loop. Each piece is searched
+        once as it arrives (with the bytes before it that ``until`` could straddle), and only the
+        prefix is copied out; the bytes decoded stay for :meth:`read_rest`.
         """
         body = self._body
         chunks = self._start()
-        searched = 0  # where the next search for ``until`` starts
+        straddle = len(until) - 1
+        tail = b""  # the last ``straddle`` bytes written
         while True:
-            head = body.getvalue()  # a copy, of at most ``limit`` plus one step
-            end = head.find(until, searched)
-            if end >= 0:
-                return head[:end] if end <= limit else None
-            if len(head) > limit:
-                return None
-            searched = max(0, len(head) - len(until) + 1)
             piece = next(self._pending, None)
             if piece is None:
                 chunk = await anext(chunks, None)
                 if chunk is None:
                     self._finish()
-                    return head
+                    return body.getvalue()
                 self._pending = self._feed(chunk)
                 continue
+            window = tail + piece
+            at = window.find(until)
+            end = body.tell() - len(tail) + at
             self._reserve(len(piece))
             body.write(piece)
             self.decoded += len(piece)
+            if at >= 0:
+                return bytes(body.getbuffer()[:end]) if end <= limit else None
+            if body.tell() > limit:
+                return None
+            tail = window[len(window) - straddle :] if straddle else b""
 
     async def read_rest(self) -> bytes:
         """The whole decoded body: what :meth:`read_prefix` decoded, then the rest.
