@@ -3,9 +3,9 @@
 They are set in ``on_response_prepare``, which aiohttp runs for every response of an application
 just before its headers go out: handlers' answers, the error middleware's, 404 and 405 of unknown
 routes, the collector's and ``/metrics``. ``Server`` names errgate without a version, so a scanner
-learns nothing about the Python or aiohttp release. The only answers no application sees are
-those the connection layer makes for requests it cannot parse or that fail before the
-middlewares (app/protocol.py); they get the same ``Server`` through aiohttp's default and set
+learns nothing about the Python or aiohttp release; it is aiohttp's default, replaced once at
+install, so it also reaches the answers no application sees: those the connection layer makes
+for requests it cannot parse or that fail before the middlewares (app/protocol.py), which set
 ``X-Content-Type-Options`` themselves.
 
 ``Cache-Control: no-store`` goes on the answers that carry a secret, so that no browser or proxy
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from aiohttp import web, web_response
 
+from app.observe import route_pattern
+
 SERVER = "errgate"
 
 # (method, route pattern as aiohttp spells it)
@@ -34,16 +36,10 @@ SECRET_ROUTES = frozenset(
 )
 
 
-def _route_pattern(request: web.Request) -> str | None:
-    route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else None
-
-
 async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = SERVER
+    # ``Server`` needs no setting here: aiohttp fills it in from SERVER_SOFTWARE (see install).
     response.headers["X-Content-Type-Options"] = "nosniff"
-    if (request.method, _route_pattern(request)) in SECRET_ROUTES:
+    if (request.method, route_pattern(request)) in SECRET_ROUTES:
         response.headers["Cache-Control"] = "no-store"
 
 

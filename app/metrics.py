@@ -89,6 +89,7 @@ class Metrics:
         # these are counted on every request.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._item_children: dict[str, Any] = {}
+        self._rejected_children: dict[str, tuple[Any, Any]] = {}  # reasons are few and fixed
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         children = self._request_children.get((route, method, status))
@@ -117,9 +118,14 @@ class Metrics:
     def rejected(self, status: int, *, before_body: bool, reason: str | None = None) -> None:
         """``reason`` when the status alone does not tell it (see DECODE_BUDGET_REASON)."""
         reason = reason or REJECTION_REASONS.get(status, str(status))
-        self.events_rejected.labels(reason).inc()
+        children = self._rejected_children.get(reason)
+        if children is None:
+            children = (self.events_rejected.labels(reason), self.rejected_before_body.labels(reason))
+            if len(self._rejected_children) < MAX_REMEMBERED_CHILDREN:
+                self._rejected_children[reason] = children
+        children[0].inc()
         if before_body:
-            self.rejected_before_body.labels(reason).inc()
+            children[1].inc()
 
     def body_decoded(self, size: int) -> None:
         if size:

@@ -23,7 +23,8 @@ _ID_PREFIX = secrets.token_hex(4)
 _ids = itertools.count(1)
 
 
-def _route(request: web.Request) -> str:
+def route_pattern(request: web.Request) -> str:
+    """The matched route's pattern as aiohttp spells it (``/api/v4/projects/{id}``), or ``unmatched``."""
     info = request.match_info
     resource = info.route.resource if info.route is not None else None
     return resource.canonical if resource is not None else "unmatched"
@@ -42,7 +43,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     finally:
         duration = time.perf_counter() - started
-        route = _route(request)
+        route = route_pattern(request)
         metrics = request.app[state.METRICS]
         metrics.request_done(route, request.method, status, duration)
         if log.isEnabledFor(logging.INFO):  # skip building the record on the hot path when it is not written

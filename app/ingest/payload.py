@@ -211,21 +211,21 @@ def _nests_deeper(node: dict | list, levels_left: int) -> bool:
 
 
 def _dumps_sanitised(event: dict) -> bytes:
-    return orjson.dumps(_replaced(event, _JSONB_UNSAFE))
+    return orjson.dumps(_replaced(event))
 
 
-def _replaced(value: Any, unsafe: re.Pattern[str]) -> Any:
-    """``value`` with every ``unsafe`` character of its strings and keys replaced by U+FFFD,
+def _replaced(value: Any) -> Any:
+    """``value`` with every character jsonb refuses (NUL, lone surrogates) of its strings and keys replaced by U+FFFD,
     non-string keys made strings, and integers beyond 64 bits made floats (or None)."""
     if isinstance(value, str):
-        return unsafe.sub("\ufffd", value)
+        return _JSONB_UNSAFE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {
-            _replaced(key if isinstance(key, str) else str(key), unsafe): _replaced(item, unsafe)
+            _replaced(key if isinstance(key, str) else str(key)): _replaced(item)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [_replaced(item, unsafe) for item in value]
+        return [_replaced(item) for item in value]
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value < _UINT64_END:
         try:
             return float(value)
