@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import tests.bench
 
@@ -21,9 +22,11 @@ def _names(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile"), default="errgate",
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "triage"), default="errgate",
                         help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare "
-                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py)")
+                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py); "
+                             "triage: the error list and search pages timed on a large seeded project, with their "
+                             "plans (tests/bench/triage.py)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="errgate worker processes")
@@ -38,5 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", type=_names, help="hostile: only these cases, comma-separated (default: all)")
     parser.add_argument("--rss-guard-mb", type=int, default=6144,
                         help="hostile: kill errgate when its processes pass this resident memory")
+    parser.add_argument("--errors", type=int, default=100_000, help="triage: errors seeded")
+    parser.add_argument("--seed-events", type=int, default=10_000_000, help="triage: events seeded")
+    parser.add_argument("--requests", type=int, default=200, help="triage: timed requests per case")
+    parser.add_argument("--warmup", type=int, default=20, help="triage: requests per case before the timed ones")
+    parser.add_argument("--reuse", action="store_true",
+                        help="triage: keep the seeded database, named after its size, and use it again on the next run")
+    parser.add_argument("--markdown", type=Path, help="triage: also write the table and the plans to this file")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
