@@ -68,9 +68,11 @@ async def _timed(session: aiohttp.ClientSession, url: str, case: Case, warmup: i
 
 
 async def _plans(db_url: str, project_id: int, case: Case) -> list[str]:
+    """The plans of the list's statements (the total, the page) and of the web page's tab counts."""
     async with connect(db_url) as conn:
         explaining = Explaining(conn, "(analyze, buffers)")
         await tracked_errors.list_errors(explaining, project_id, case.error_query(), PER_PAGE, case.offset())
+        await tracked_errors.status_counts(explaining, project_id, case.error_query())
         return explaining.plans
 
 

@@ -75,11 +75,16 @@ def table(lines: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+# What each statement explained for a case is for, in the order they run (tests/bench/triage.py).
+STATEMENTS = ("the total (`X-Total`)", "the page", "the web page's status tabs (`status_counts`)")
+
+
 def plans_section(case: Case, plans: list[str]) -> list[str]:
     """One case's EXPLAIN (ANALYZE, BUFFERS) output, a fenced block per statement, in Markdown."""
     out = [f"### {case.name}", "", f"`GET …/error_tracking/errors?{_query_text(case)}`", ""]
-    for plan in plans:
-        out += ["```text", plan, "```", ""]
+    for number, plan in enumerate(plans):
+        label = STATEMENTS[number] if number < len(STATEMENTS) else f"statement {number + 1}"
+        out += [f"{label}:", "", "```text", plan, "```", ""]
     return out
 
 
