@@ -22,7 +22,7 @@ async def test_a_tiny_seed_is_timed_and_explained_then_reused(base_database_url:
     try:
         lines = await triage.run(base_database_url, printed.append, errors=200, events=events, requests=3, warmup=1,
                                  workers=1, reuse=True, markdown=markdown)
-        assert printed[-3].startswith("seeded 200 errors and 2,")
+        assert printed[-2].startswith("seeded 200 errors and 2,")
         report = printed[-1]
         assert [line["case"] for line in lines] == [case.name for case in CASES]
         found = {line["case"]: line["total"] for line in lines}

@@ -90,13 +90,13 @@ async def run(base_url: str, out: Print, *, errors: int, events: int, requests: 
             await tracked_project(server, base)
         async with connect(db_url) as conn:
             project_id = await conn.fetchval("select id from projects order by id limit 1")
+            name = await conn.fetchval("select current_database()")
             if seeded:
-                out(f"reusing the seed of {db_url.rsplit('/', 1)[-1]}")
+                out(f"reusing the seed of {name}")
             else:
                 figures = await seed(conn, project_id, errors, events, out)
                 out(f"seeded {figures['errors']:,} errors and {figures['events']:,} events in {figures['seed_seconds']} s")
                 if reuse:
-                    name = await conn.fetchval("select current_database()")
                     await conn.execute(f"comment on database \"{name}\" is '{SEEDED}'")
         url = f"{base}/api/v4/projects/{project_id}/error_tracking/errors"
         lines = []
