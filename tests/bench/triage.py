@@ -16,6 +16,7 @@ unless its seed did not finish; without it the database is dropped at the end, a
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import AsyncIterator, Callable
@@ -105,7 +106,9 @@ async def run(base_url: str, out: Print, *, errors: int, events: int, requests: 
             for case in CASES:
                 seconds, total = await _timed(session, url, case, warmup, requests)
                 lines.append(case_figures(case, seconds, total))
-        report = [f"{requests} requests per case after {warmup} warm-up requests, one at a time", "", *table(lines), ""]
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        report = [f"{requests} requests per case after {warmup} warm-up requests, one at a time; load average "
+                  f"at the end {load} on {os.cpu_count()} cores", "", *table(lines), ""]
         for case in CASES:
             report += plans_section(case, await _plans(db_url, project_id, case))
         out("\n".join(report))
