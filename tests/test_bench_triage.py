@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tests.bench import triage
 from tests.bench.options import parse_args
-from tests.bench.triage_cases import CASES
+from app.db.tracked_errors import COUNT_LIMIT
+from tests.bench.triage_cases import CASES, case_figures, table
 from tests.conftest import connect
 
 
@@ -52,3 +53,11 @@ def test_triage_options() -> None:
     assert (arguments.errors, arguments.seed_events, arguments.requests, arguments.reuse) == (
         100_000, 10_000_000, 200, False)
     assert parse_args(["--mode", "triage", "--reuse", "--markdown", "x.md"]).markdown == Path("x.md")
+
+
+def test_the_verdict_is_on_the_p95_and_a_missing_total_reads_as_past_the_count_limit() -> None:
+    case = CASES[0]
+    failing = case_figures(case, [0.010] * 95 + [0.200] * 5, total=None)  # 5 % slow: p95 is the first slow one
+    assert (failing["p50_ms"], failing["p95_ms"], failing["max_ms"], failing["verdict"]) == (10.0, 200.0, 200.0, "FAIL")
+    assert case_figures(case, [0.010] * 96 + [0.200] * 4, total=7)["verdict"] == "PASS"
+    assert f"| {case.name} | > {COUNT_LIMIT:,} | 10.0 | 200.0 | 200.0 | FAIL |" in table([failing])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from app.db.tracked_errors import COUNT_LIMIT
 from app.search_query import ErrorQuery, parse_query
 from tests.bench.figures import percentile_ms
 from tests.bench.triage_seed import ABSENT_WORD, COMMON_WORD, RARE_WORD
@@ -50,8 +51,9 @@ CASES = (
 )
 
 
-def case_figures(case: Case, seconds: list[float], total: int) -> dict[str, Any]:
-    """One case's line: the matching errors (``X-Total``), latency percentiles and the verdict."""
+def case_figures(case: Case, seconds: list[float], total: int | None) -> dict[str, Any]:
+    """One case's line: the matching errors (``X-Total``; None when errgate gave none, having
+    stopped counting past ``COUNT_LIMIT``), latency percentiles and the verdict."""
     ordered = sorted(seconds)
     p95 = percentile_ms(ordered, 0.95)
     return {
@@ -68,7 +70,7 @@ def table(lines: list[dict[str, Any]]) -> list[str]:
         "|---|---:|---:|---:|---:|---|",
     ]
     rows += [
-        f"| {line['case']} | {line['total']:,} | {line['p50_ms']:.1f} | {line['p95_ms']:.1f} | {line['max_ms']:.1f} "
+        f"| {line['case']} | {_found(line['total'])} | {line['p50_ms']:.1f} | {line['p95_ms']:.1f} | {line['max_ms']:.1f} "
         f"| {line['verdict']} |"
         for line in lines
     ]
@@ -77,6 +79,10 @@ def table(lines: list[dict[str, Any]]) -> list[str]:
 
 # What each statement explained for a case is for, in the order they run (tests/bench/triage.py).
 STATEMENTS = ("the total (`X-Total`)", "the page", "the web page's status tabs (`status_counts`)")
+
+
+def _found(total: int | None) -> str:
+    return f"{total:,}" if total is not None else f"> {COUNT_LIMIT:,}"
 
 
 def plans_section(case: Case, plans: list[str]) -> list[str]:
