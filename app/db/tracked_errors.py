@@ -101,15 +101,16 @@ async def list_errors(
 
 
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
-    """How many errors of each status match ``query``'s other filters (the list's tabs)."""
+    """How many errors of each status match ``query``'s other filters (the list's tabs), each
+    counted along its status's index and at most ``COUNT_LIMIT + 1``."""
     conditions, args = _filters(project_id, query)
-    rows = await db.fetch(
-        f"select e.status, count(*) from error_tracking_errors e where {' and '.join(conditions)} group by e.status",
-        *args,
+    where = " and ".join(conditions)
+    counts = " union all ".join(
+        f"select '{status}' as status, count(*) from "
+        f"(select from error_tracking_errors e where {where} and e.status = '{status}' limit {COUNT_LIMIT + 1}) e"
+        for status in STATUSES
     )
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update((r["status"], r["count"]) for r in rows)
-    return counts
+    return {r["status"]: r["count"] for r in await db.fetch(counts, *args)}
 
 
 async def error(db: Executor, project_id: int, error_id: int) -> asyncpg.Record | None:
