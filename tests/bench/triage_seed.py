@@ -39,22 +39,19 @@ MODULES = [
     "shop.api.products", "shop.tasks.mail", "shop.tasks.export", "shop.db.models", "shop.inventory", "shop.shipping",
     "shop.admin", "shop.reports", "shop.webhooks", "shop.auth.tokens", "shop.cache", "shop.images", "shop.i18n",
 ]
-WORDS = [
-    COMMON_WORD, "connection", "user", "order", "request", "invalid", "missing", "failed", "database", "cart",
-    "payment", "session", "token", "product", "customer", "response", "value", "field", "server", "client",
-    "cannot", "expired", "refused", "unexpected", "key", "index", "reset", "lookup", "parse", "decode",
-    "encode", "write", "read", "open", "close", "commit", "rollback", "lock", "deadlock", "retry",
-    "upstream", "gateway", "proxy", "cache", "queue", "worker", "task", "mail", "export", "import",
-    "image", "upload", "download", "file", "path", "permission", "denied", "quota", "limit", "exceeded",
-    "stock", "inventory", "shipping", "address", "country", "currency", "price", "discount", "coupon", "invoice",
-    "refund", "charge", "card", "declined", "fraud", "webhook", "signature", "mismatch", "header", "cookie",
-    "locale", "translation", "template", "render", "context", "variable", "undefined", "attribute", "object", "none",
-    "integer", "string", "float", "list", "dict", "tuple", "json", "xml", "csv", "schema",
-    "migration", "column", "table", "constraint", "unique", "foreign", "violates", "duplicate", "row", "query",
-    "slow", "memory", "recursion", "depth", "maximum", "minimum", "range", "negative", "zero", "division",
-    "socket", "closed", "broken", "pipe", "handshake", "certificate", "verify", "hostname", "resolve", "dns",
-    "search", "filter", "sort", "page", "report", "admin", "account", "password", "email", "login",
-]
+WORDS = [COMMON_WORD, *"""
+    connection user order request invalid missing failed database cart payment session token
+    product customer response value field server client cannot expired refused unexpected key index
+    reset lookup parse decode encode write read open close commit rollback lock deadlock retry
+    upstream gateway proxy cache queue worker task mail export import image upload download file
+    path permission denied quota limit exceeded stock inventory shipping address country currency
+    price discount coupon invoice refund charge card declined fraud webhook signature mismatch
+    header cookie locale translation template render context variable undefined attribute object
+    none integer string float list dict tuple json xml csv schema migration column table constraint
+    unique foreign violates duplicate row query slow memory recursion depth maximum minimum range
+    negative zero division socket closed broken pipe handshake certificate verify hostname resolve
+    dns search filter sort page report admin account password email login
+""".split()]
 
 
 def vocabulary(size: int = 1000) -> list[str]:
