@@ -78,8 +78,6 @@ def serve_forever(settings: Settings, workers: int) -> int:
     if workers <= 1:
         _run(settings)  # opening its pool names DATABASE_URL in one line when it cannot connect
         return 0
-    # Checked once here, so that N workers do not each print the same failure.
-    check_database(settings.database_url)
     settings = dataclasses.replace(settings, workers=workers)
     directory = workers_directory(settings.data_dir, settings.host, settings.port)
     with contextlib.ExitStack() as stack:
@@ -90,6 +88,8 @@ def serve_forever(settings: Settings, workers: int) -> int:
                 f"ERRGATE_DATA_DIR: cannot make {directory} for the workers' metrics ({exc.strerror or exc}); "
                 "set ERRGATE_DATA_DIR to a writable directory"
             ) from None
+        # Checked once here, so that N workers do not each print the same failure.
+        check_database(settings.database_url)
         return _supervise(settings, workers, directory)
 
 
@@ -117,6 +117,7 @@ def _supervise(settings: Settings, workers: int, metrics_directory: Path) -> int
             process.join()
             worker_exited(metrics_directory, process.pid)
     return 0 if all(p.exitcode == 0 for p in processes) else 1
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(serve_forever(Settings.from_env(), 1))
