@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.health import LIVENESS_PATH, METRICS_PATH
@@ -33,6 +34,15 @@ async def scrape(errgate: ErrgateProcess, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def own_gauge(directory: Path, pid: int, name: str) -> float:
+    """The value of the summed live gauge ``name`` in the files of worker ``pid`` alone (0 when absent)."""
+    for metric in MultiProcessCollector.merge([str(directory / f"gauge_livesum_{pid}.db")], accumulate=False):
+        for sample in metric.samples:
+            if sample.name == name:
                 return sample.value
     return 0.0
 
@@ -67,6 +77,15 @@ async def test_a_counter_counted_in_two_workers_is_summed_and_a_dead_workers_gau
                 assert counted == REQUESTS
                 # A live gauge, summed: every session's connection and the scrape's own.
                 assert await scraped_until(errgate, SESSIONS + 1, "errgate_connections_open") == SESSIONS + 1
+                # A sampled one, written to its file by each worker (a pool keeps a connection open),
+                # not only by the one answering a scrape.
+                directory = workers_directory(scratch_dir / "errgate-data", "127.0.0.1", errgate.port)
+                deadline = time.monotonic() + 10
+                while not all(own_gauge(directory, c.pid, "errgate_db_pool_connections") for c in children):
+                    assert time.monotonic() < deadline, [own_gauge(directory, c.pid, "errgate_db_pool_connections")
+                                                         for c in children]
+                    await asyncio.sleep(0.1)
+                assert await scrape(errgate, "errgate_db_pool_connections") >= WORKERS
 
                 killed = children[0]
                 killed.kill()
