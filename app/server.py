@@ -122,6 +122,8 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings)
     ensure_file_descriptors(settings)
     runners = await start_sites(app, settings)
+    metrics = app[state.METRICS]
+    sampling = asyncio.create_task(metrics.keep_sampled()) if metrics.multiprocess_dir else None
     tune_garbage_collector()
     log.info("errgate listening", extra={"host": settings.host, "port": settings.port})
     stop = asyncio.Event()
@@ -131,4 +133,6 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("draining", extra={"grace_seconds": settings.shutdown_grace_seconds})
     await stop_sites(app, runners)
+    if sampling:
+        sampling.cancel()
     log.info("stopped")

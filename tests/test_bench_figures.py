@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from app.config import Settings
+
 from tests.bench.figures import ceiling_figures, cpu_figures, wal_figures
 from tests.bench.options import parse_args
 from tests.bench.processes import parse_cpus
@@ -53,3 +55,8 @@ def test_preload_hours_must_stay_within_the_default_retention() -> None:
     for outside in ("0", "2161"):
         with pytest.raises(SystemExit):
             parse_args(["--preload-hours", outside])
+
+
+def test_workers_default_to_errgates_own_default() -> None:
+    assert parse_args([]).workers == Settings.from_env().workers
+    assert parse_args(["--workers", "3"]).workers == 3

@@ -15,6 +15,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Parsing, grouping and summarising an event, and building a DSN: no I/O, so no asyncpg and no aiohttp.web.
 PURE_MODULES = (
     "app.api.pagination",
+    "app.cores",
     "app.dsn",
     "app.ids",
     "app.ingest.body",
