@@ -10,7 +10,7 @@ from aiohttp import web
 from app import state
 from app.api import entities
 from app.api.error_tracking import KEY_NOT_FOUND
-from app.api.params import path_id
+from app.api.params import found, path_id
 from app.db import error_tracking
 from app.identity import MAINTAINER
 from app.web import access, paths
@@ -59,5 +59,5 @@ async def create_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     project, _ = await access.changeable(request, MAINTAINER)
     async with request.app[state.POOL].acquire() as conn:
-        await error_tracking.delete_key(conn, project.project_id, path_id(request, "key_id", KEY_NOT_FOUND))
+        found(await error_tracking.delete_key(conn, project.project_id, path_id(request, "key_id", KEY_NOT_FOUND)), KEY_NOT_FOUND)
     return _back(request, project.project["path_with_namespace"])

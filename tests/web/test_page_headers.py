@@ -1,0 +1,87 @@
+"""What every web answer carries: a strict Content-Security-Policy, no framing, no caching of
+pages, long caching of digest-named static files, HTML errors on pages and JSON on the API."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+
+from app import state
+from app.web import failures, paths, templating
+
+
+async def test_pages_carry_a_strict_content_security_policy_and_are_not_cached(client, world):
+    for page in (await client.get("/"), await client.get("/no/such/-/error_tracking/settings")):
+        csp = page.headers["Content-Security-Policy"]
+        assert csp == failures.CONTENT_SECURITY_POLICY
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["Cache-Control"] == "no-store"
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_pages_have_no_inline_script_or_style(client, world):
+    await client.sign_in(await world.token(await world.user()))
+    for path in ("/", "/-/static/nothing"):
+        text = (await client.get(path)).text
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text)
+        assert " style=" not in text and "<style" not in text and " on" not in re.sub(r"\s+", " ", text).replace(" one", "")
+
+
+async def test_static_files_are_cached_for_a_year_when_named_by_their_digest(client):
+    versions = templating.static_versions()
+    assert set(versions) == {"errgate.css", "errgate.js"}
+    page = await client.get(f"/-/static/errgate.css?v={versions['errgate.css']}")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/css")
+    assert page.headers["Cache-Control"] == f"public, max-age={failures.STATIC_MAX_AGE}, immutable"
+    assert (await client.get("/-/static/errgate.js")).headers["Cache-Control"] == "no-cache"
+    home = await client.get("/")
+    assert f"/-/static/errgate.css?v={versions['errgate.css']}" in home.text
+    assert f"/-/static/errgate.js?v={versions['errgate.js']}" in home.text
+    missing = await client.get("/-/static/nothing.css")
+    assert missing.status == 404 and missing.headers["Cache-Control"] == "no-cache"
+    assert (await client.get("/-/static/../__init__.py")).status in (403, 404)
+
+
+async def test_a_page_error_is_html_and_an_api_error_stays_json(client, web_server, world):
+    token = await world.token(await world.user())
+    page = await client.get("/group/app/-/error_tracking/settings")
+    assert page.headers["Content-Type"].startswith("text/html")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(web_server.url + "/api/v4/projects/group%2Fapp", headers={"PRIVATE-TOKEN": token}) as r:
+            assert r.status == 404 and r.headers["Content-Type"] == "application/json"
+            assert await r.json() == {"message": "404 Project Not Found"}
+            assert "Content-Security-Policy" not in r.headers
+
+
+async def test_the_web_routes_and_the_rest_routes_do_not_shadow_each_other(web_server):
+    """Every REST, collector and probe route resolves to itself, and each page to its page."""
+    app = web_server.app
+    page_routes = set()
+    for route in app.router.routes():
+        pattern = route.resource.canonical
+        if pattern in paths.PAGE_ROUTES:
+            page_routes.add(pattern)
+            continue
+        sample = re.sub(r"\{[^}]+\}", "1", pattern)
+        request = aiohttp.test_utils.make_mocked_request(route.method, sample, app=app)
+        match = await app.router.resolve(request)
+        assert match.route.resource is not None and match.route.resource.canonical == pattern, (pattern, sample)
+        assert not pattern.startswith(("/-/static", "/{namespace}"))
+    assert page_routes == paths.PAGE_ROUTES
+    for sample, pattern in [
+        ("/api/-/error_tracking", paths.canonical(paths.ERROR_LIST)),
+        ("/a/b/c/-/error_tracking/7/details", paths.canonical(paths.ERROR_DETAILS)),
+        ("/a/b/-/error_tracking/settings/client_keys", paths.canonical(paths.CLIENT_KEYS)),
+    ]:
+        request = aiohttp.test_utils.make_mocked_request("GET", sample, app=app)
+        match = await app.router.resolve(request)
+        assert match.route.resource.canonical == pattern, sample
+
+
+async def test_page_requests_are_counted_by_route_pattern(client, web_server, world):
+    await client.get("/group/sub/app/-/error_tracking/settings")
+    body, _ = web_server.app[state.METRICS].render()
+    assert b'route="/{namespace}/{project}/-/error_tracking/settings"' in body
+    assert b"group/sub/app" not in body
