@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from app.api.access import ProjectAccess, access_to, project_not_found
+from app.ids import parse_id
 from app.identity import GUEST, REPORTER
 from app.problems import HTTPProblem
 from app.web import sessions
@@ -40,3 +41,8 @@ async def changeable(request: web.Request, min_level: int) -> tuple[ProjectAcces
     if access.access_level < min_level:
         raise HTTPProblem.gitlab(403, "403 Forbidden - your role in this project may not do this")
     return access, form
+
+
+def id_of(value: Any) -> int | None:
+    """A form field as a row id, or None."""
+    return parse_id(value) if isinstance(value, str) else None
