@@ -36,7 +36,7 @@ async def test_list_is_most_recently_seen_first_with_pagination(api, world, pool
     first = reply.body[0]
     assert set(first) == {
         "id", "project_id", "fingerprint", "name", "description", "actor", "platform", "status",
-        "first_seen_at", "last_seen_at", "events_count",
+        "first_seen_at", "last_seen_at", "events_count", "environments", "first_release", "last_release", "level",
     }
     assert first["last_seen_at"] == (NOW - timedelta(minutes=10)).isoformat()
 
