@@ -60,3 +60,25 @@ class WebClient:
             if cookie.key == name:
                 return cookie
         return None
+
+
+async def tracked_project(pool: Any, world: Any, path: str, owner: Any) -> tuple[Any, str]:
+    """A project with integrated error tracking on (the settings page's SQL); returns (project, public key)."""
+    from app.db import error_tracking
+
+    project = await world.project(path, owner)
+    async with pool.acquire() as conn:
+        await error_tracking.save_settings(conn, project["id"], True, True, create=True)
+    key = await pool.fetchval("select public_key from error_tracking_client_keys where project_id = $1", project["id"])
+    return project, key
+
+
+async def send_events(base_url: str, project_id: int, public_key: str, *events: dict[str, Any]) -> None:
+    """Each event through the collector, as an SDK sends it (200 each)."""
+    from tests.ingest_http.helpers import collector_url, event_envelope, sentry_auth
+
+    async with aiohttp.ClientSession() as http:
+        for event in events:
+            async with http.post(collector_url(base_url, project_id), data=event_envelope(event),
+                                 headers=sentry_auth(public_key)) as response:
+                assert response.status == 200, await response.text()

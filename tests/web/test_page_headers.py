@@ -70,12 +70,13 @@ async def test_the_web_routes_and_the_rest_routes_do_not_shadow_each_other(web_s
         assert match.route.resource is not None and match.route.resource.canonical == pattern, (pattern, sample)
         assert not pattern.startswith(("/-/static", "/{namespace}"))
     assert page_routes == paths.PAGE_ROUTES
-    for sample, pattern in [
-        ("/api/-/error_tracking", paths.canonical(paths.ERROR_LIST)),
-        ("/a/b/c/-/error_tracking/7/details", paths.canonical(paths.ERROR_DETAILS)),
-        ("/a/b/-/error_tracking/settings/client_keys", paths.canonical(paths.CLIENT_KEYS)),
+    for method, sample, pattern in [
+        ("GET", "/api/v4/-/error_tracking", paths.canonical(paths.ERROR_LIST)),
+        ("GET", "/a/b/c/-/error_tracking/7/details", paths.canonical(paths.ERROR_DETAILS)),
+        ("POST", "/a/b/-/error_tracking/settings/client_keys", paths.canonical(paths.CLIENT_KEYS)),
+        ("POST", "/a/b/-/error_tracking/7", paths.canonical(paths.ERROR_STATUS)),
     ]:
-        request = aiohttp.test_utils.make_mocked_request("GET", sample, app=app)
+        request = aiohttp.test_utils.make_mocked_request(method, sample, app=app)
         match = await app.router.resolve(request)
         assert match.route.resource.canonical == pattern, sample
 
