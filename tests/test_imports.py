@@ -26,6 +26,11 @@ PURE_MODULES = (
     "app.ingest.payload",
     "app.ingest.rejection",
     "app.ingest.summary",
+    "app.web.event_view",
+    "app.web.highlight",
+    "app.web.payload_values",
+    "app.web.request_view",
+    "app.web.stack_view",
 )
 IMPURE = ("asyncpg", "aiohttp.web")
 
