@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.web.payload_values import MAX_ROWS, clip, mapping, pairs, text, timestamp, values_list
+from app.web.payload_values import MAX_ROWS, clip, key, mapping, pairs, text, timestamp, values_list
 from app.web.request_view import RequestView, request
 from app.web.stack_view import ExceptionView, Frame, exceptions, frames_order, thread_stack
 
@@ -131,8 +131,8 @@ def _contexts(value: Any) -> tuple[ContextView, ...]:
     contexts.sort(key=lambda item: list(_KNOWN_CONTEXTS).index(item[0]) if item[0] in _KNOWN_CONTEXTS else len(_KNOWN_CONTEXTS))
     return tuple(
         ContextView(
-            name=clip(name, 200),
-            title=_KNOWN_CONTEXTS.get(name) or clip(name, 200),
+            name=key(name),
+            title=_KNOWN_CONTEXTS.get(name) or key(name),
             summary=_name_version(context),
             rows=tuple(pairs(context, MAX_ROWS)),
         )

@@ -27,6 +27,7 @@ def text(value: Any, limit: int = TEXT_LIMIT) -> str:
 
 
 def clip(value: str, limit: int = TEXT_LIMIT) -> str:
+    """A string cut to ``limit`` characters, the last one an ellipsis when it was longer."""
     return value if len(value) <= limit else value[: limit - 1] + _ELLIPSIS
 
 
@@ -42,14 +43,19 @@ def compact(value: Any, limit: int = TEXT_LIMIT) -> str:
     return clip("".join(out), limit)
 
 
+def key(value: Any, limit: int = 200) -> str:
+    """A mapping's key as text (JSON keys are strings; a Python caller's may be anything)."""
+    return clip(value, limit) if isinstance(value, str) else clip(_scalar(value), limit)
+
+
 def integer(value: Any) -> int | None:
-    """A whole number from an int, an integral float or a string of digits; else None."""
+    """A whole number of 64 bits from an int, an integral float or a string of digits; else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, str) and 0 < len(value) <= 18 and value.strip().lstrip("-").isdecimal():
         return int(value)
     return None
@@ -83,7 +89,7 @@ def pairs(value: Any, limit: int = MAX_ROWS) -> list[tuple[str, str]]:
         if len(rows) >= limit:
             break
         if item is not None:
-            rows.append((clip(item[0] if isinstance(item[0], str) else text(item[0]), 200), text(item[1])))
+            rows.append((key(item[0]) if not isinstance(item[0], (dict, list)) else text(item[0], 200), text(item[1])))
     return rows
 
 
@@ -127,7 +133,7 @@ def _pieces(node: Any, depth: int, limit: int) -> Iterator[str]:
             if index:
                 yield ", "
             if isinstance(node, dict):
-                yield _quoted(str(item[0])[: limit + 1]) + ": "
+                yield _quoted(key(item[0], limit + 1)) + ": "
                 item = item[1]
             yield from _pieces(item, depth + 1, limit)
         yield closing

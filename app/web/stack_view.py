@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import Markup
 
 from app.web.highlight import highlight_lines, plain_lines
-from app.web.payload_values import clip, integer, mapping, sequence, text, values_list
+from app.web.payload_values import clip, integer, key, mapping, sequence, text, values_list
 
 MAX_EXCEPTIONS = 50  # of one chain: the newest are kept
 MAX_FRAMES = 250  # of one stack: those nearest the raising frame are kept
@@ -214,7 +214,7 @@ def _line(value: Any) -> str:
 def _variables(value: Any, meta: dict, platform: str) -> tuple[tuple[tuple[str, str], ...], str]:
     if not isinstance(value, dict):
         return (), ""
-    rows = tuple((clip(str(name), 200), _variable(item)) for name, item in list(value.items())[:MAX_VARIABLES])
+    rows = tuple((key(name), _variable(item)) for name, item in list(value.items())[:MAX_VARIABLES])
     sent = integer(mapping(meta.get("")).get("len"))
     if len(value) > len(rows):
         return rows, f"{len(rows)} of {len(value)} variables shown"

@@ -134,6 +134,13 @@ def test_only_the_highlighted_source_is_trusted_markup() -> None:
     assert "|safe" not in source.replace(" ", "") and "autoescape" not in source.replace("Autoescape", "")
 
 
+def test_values_json_cannot_hold_render_too() -> None:
+    huge = 10**5000
+    frame = {"vars": {7: huge}, "lineno": huge, "colno": 1e300, "function": huge, "pre_context": ["a"], "context_line": "b"}
+    html = render({"tags": {huge: huge}, "contexts": {5: {"name": huge}}, "exception": [{"stacktrace": {"frames": [frame]}}]})
+    assert '<span class="ev-at">' not in html and '<td class="ev-lineno"></td>' in html
+
+
 @settings(max_examples=100, deadline=None)
 @given(JSON)
 def test_any_payload_renders(payload: object) -> None:

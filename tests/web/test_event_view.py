@@ -274,6 +274,14 @@ def test_deep_nesting_in_variables_and_tags_is_written_out_shallowly() -> None:
     assert view.tags == (("deep", "[[[[[[[[[…]]]]]]]]]"),)
 
 
+def test_values_json_cannot_hold_are_read_too() -> None:
+    huge = 10**5000  # more digits than Python writes as text
+    frame = {"vars": {7: huge, None: [huge]}, "lineno": huge, "function": huge}
+    view = build({"tags": {huge: huge}, "contexts": {5: {"name": huge}}, "exception": [{"stacktrace": {"frames": [frame]}}]})
+    assert view.tags == (("…", "…"),) and view.contexts[0].name == "5"
+    assert view.exceptions[0].frames[0].variables == (("7", "…"), ("null", "[…]"))
+
+
 KEYS = st.sampled_from(
     ["exception", "values", "stacktrace", "frames", "vars", "pre_context", "context_line", "post_context", "lineno", "in_app",
      "mechanism", "source", "parent_id", "exception_id", "breadcrumbs", "request", "headers", "cookies", "query_string", "url",
