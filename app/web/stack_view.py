@@ -102,23 +102,22 @@ def frames_order(platform: str) -> str:
 
 def exceptions(payload: dict, platform: str) -> tuple[ExceptionView, ...]:
     """The exception chain of ``payload`` in the order raised, each with its frames in display order."""
-    values = [value for value in values_list(payload.get("exception")) if isinstance(value, dict)]
+    # Numbered as sent: _meta counts in the sent list.
+    values = [(number, value) for number, value in enumerate(values_list(payload.get("exception"))) if isinstance(value, dict)]
     values = values[-MAX_EXCEPTIONS:]
     meta = mapping(mapping(mapping(payload.get("_meta")).get("exception")).get("values"))
-    offset = len(values_list(payload.get("exception"))) - len(values)
     budget = _Budget()
     chain = []
     for index in reversed(range(len(values))):  # the budget goes to the newest exception first
-        value = values[index]
-        value_meta = mapping(meta.get(str(index + offset)))
-        frames, note = stack(value.get("stacktrace"), platform, budget, value_meta)
+        number, value = values[index]
+        frames, note = stack(value.get("stacktrace"), platform, budget, mapping(meta.get(str(number))))
         chain.append(
             ExceptionView(
                 type=text(value.get("type"), 200) or "Error",
                 value=text(value.get("value"), 10_000),
                 module=text(value.get("module"), 200),
                 mechanism=_mechanism(value.get("mechanism")),
-                join=_join(values[index - 1], value) if index else "",
+                join=_join(values[index - 1][1], value) if index else "",
                 frames=frames,
                 frames_note=note,
             )

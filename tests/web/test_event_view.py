@@ -106,6 +106,15 @@ def test_sentry_python_trimming_locals_to_ten_is_noted() -> None:
     assert "at most 10 variables" in frame.variables_note
 
 
+def test_variables_the_sdk_trimmed_per_its_meta_are_noted() -> None:
+    # _meta counts exceptions and frames as sent, skipped values included.
+    frame = {"vars": {"a": "1", "b": "2"}}
+    meta = {"exception": {"values": {"1": {"stacktrace": {"frames": {"1": {"vars": {"": {"len": 30}}}}}}}}}
+    payload = {"platform": "python", "exception": {"values": ["junk", {"stacktrace": {"frames": [frame, frame]}}]}, "_meta": meta}
+    frames = build(payload).exceptions[0].frames
+    assert [f.variables_note for f in frames] == ["", "2 of 30 variables sent by the SDK"]
+
+
 def test_breadcrumbs_tags_user_contexts_and_facts(checkout_event: dict) -> None:
     view = build(checkout_event)
     (crumb,) = view.breadcrumbs
