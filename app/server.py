@@ -24,6 +24,7 @@ from app.ingest.routes import setup_routes as setup_ingest_routes
 from app.ingest.service import ingest_ctx
 from app.metrics import Metrics
 from app.observe import observe_middleware
+from app.web.failures import page_middleware
 from app.protocol import Runner, ensure_file_descriptors
 
 log = logging.getLogger("errgate.server")
@@ -42,7 +43,7 @@ CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [observe_middleware, error_middleware, web_page.page_middleware]
+    middlewares = [observe_middleware, error_middleware, page_middleware]
     if settings.sentry_dsn:
         middlewares.append(selfreport.middleware(settings.sentry_dsn))
     app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.web.failures import page_middleware
-
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["page_middleware", "setup"]
-
 
 def setup(app: web.Application) -> None:
-    """Templates, the pages' routes and the static files (after the REST and collector routes)."""
+    """Templates, the pages' routes and the static files (after the REST and collector routes).
+    Their middleware, app.web.failures.page_middleware, is the application's (app/server.py)."""
+    # Imported here, not with the package, so that its pure modules import without the web server.
     from app.web import paths, signin, templating, tracked_errors, tracking_settings
 
     templating.setup(app)

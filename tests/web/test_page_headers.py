@@ -31,7 +31,7 @@ async def test_pages_have_no_inline_script_or_style(client, world):
 
 async def test_static_files_are_cached_for_a_year_when_named_by_their_digest(client):
     versions = templating.static_versions()
-    assert set(versions) == {"errgate.css", "errgate.js"}
+    assert {"errgate.css", "errgate.js"} <= set(versions)
     page = await client.get(f"/-/static/errgate.css?v={versions['errgate.css']}")
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/css")
     assert page.headers["Cache-Control"] == f"public, max-age={failures.STATIC_MAX_AGE}, immutable"
