@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -108,11 +109,17 @@ async def journey(web_server: Server, pool: asyncpg.Pool) -> Journey:
     dsn = live_dsn(f"http://{key}@errgate.test:8080/api/v4/error_tracking/collector/{project['id']}", web_server.url)
     event_id, _, _ = await sdk(dsn, send_from_sdk)  # environment "staging", release RELEASE
     assert event_id
-    # A few other errors, so that the list looks like a real one.
+    # A few other errors, so that the list looks like a real one, their events spread over the
+    # last day and month so that the charts have something to draw.
+    now = time.time()
     await send_events(
         web_server.url, project["id"], key,
-        exception_event("KeyError", "'price'", function="total", module="shop.cart", environment="staging"),
-        exception_event("KeyError", "'price'", function="total", module="shop.cart", environment="production"),
+        *(exception_event("KeyError", "'price'", function="total", module="shop.cart",
+                          environment=("staging", "production")[hour % 2], timestamp=now - hour * 3600 - hour % 3 * 600)
+          for hour in (0, 1, 1, 2, 3, 3, 3, 5, 8, 9, 13, 17, 20, 22)),
+        *(exception_event("TimeoutError", "payment gateway did not answer in 30 s", function="charge",
+                          module="shop.payments", timestamp=now - day * 86400)
+          for day in (1, 2, 2, 4, 7, 11, 12, 20)),
         exception_event("TimeoutError", "payment gateway did not answer in 30 s", function="charge", module="shop.payments"),
         exception_event("JsOffError", "resolved with JavaScript off", function="nojs", module="shop.static"),
     )
