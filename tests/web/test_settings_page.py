@@ -34,7 +34,7 @@ async def test_a_maintainer_turns_tracking_on_and_gets_a_dsn_with_a_snippet(clie
     assert row["enabled"] and row["integrated"]
     keys = await pool.fetch("select public_key from error_tracking_client_keys where project_id = $1", project["id"])
     dsn = f"http://{keys[0]['public_key']}@errgate.test:8080/api/v4/error_tracking/collector/{project['id']}"
-    assert f'<code class="dsn" id="dsn-' in page.text and dsn in page.text
+    assert "<code class=\"dsn\" id=\"dsn-" in page.text and dsn in page.text
     assert f'sentry_sdk.init(dsn="{dsn}")' in page.text
     assert re.search(r'<button type="button" class="copy" data-copy="dsn-\d+" hidden>', page.text)
     page = await client.submit(SETTINGS, SETTINGS, {"enabled": "false"})
