@@ -210,3 +210,32 @@ async def test_event_data_is_escaped(client, world, pool, web_server):
         assert page.status == 200
         assert "<script>alert" not in page.text and "<img src=x" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+async def test_the_list_is_paginated_keeping_its_filters(client, world, pool, web_server):
+    owner = await world.user()
+    project, key = await tracked_project(pool, world, "many/app", owner)
+    await send_events(web_server.url, project["id"], key,
+                      *(exception_event(f"Error{n}", "x", function=f"f{n}", environment="prod") for n in range(23)))
+    await client.sign_in(await world.token(owner))
+    first = await client.get("/many/app/-/error_tracking?environment=prod")
+    assert len(error_ids(first)) == 20 and "Page 1 of 2" in first.text
+    next_link = re.search(r'<a rel="next" href="([^"]+)"', first.text).group(1).replace("&amp;", "&")
+    assert "environment=prod" in next_link and "page=2" in next_link
+    second = await client.get(next_link)
+    assert len(error_ids(second)) == 3 and "Page 2 of 2" in second.text
+    assert set(error_ids(first)).isdisjoint(error_ids(second))
+    assert (await client.get("/many/app/-/error_tracking?page=abc")).status == 200
+
+
+async def test_an_unexpected_failure_on_a_page_is_an_html_500_logged_once(client, world, monkeypatch, caplog):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    await client.sign_in(await world.token(await world.user()))
+    monkeypatch.setattr("app.web.signin.projects.projects_with_unresolved", broken)
+    with caplog.at_level("ERROR", logger="errgate.errors"):
+        page = await client.get("/")
+    assert page.status == 500 and page.headers["Content-Type"].startswith("text/html")
+    assert "500 Internal Server Error" in page.text and "boom" not in page.text
+    assert [r.getMessage() for r in caplog.records if r.name == "errgate.errors"] == ["unhandled error"]
