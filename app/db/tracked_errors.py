@@ -86,7 +86,7 @@ async def list_errors(
         # Each status's ordered index scan, merged: no index orders a project's errors across statuses.
         branches = " union all ".join(
             f"(select e.* from error_tracking_errors e where {where} and e.status = '{status}' "
-            f"{order} limit {limit_arg} + {offset_arg})"
+            f"{order} limit {limit_arg}::bigint + {offset_arg}::bigint)"
             for status in STATUSES
         )
         sql = f"select {ERROR_COLUMNS} from ({branches}) e {order} limit {limit_arg} offset {offset_arg}"
