@@ -43,6 +43,7 @@ NEWEST_FIRST = "newest call first"
 @dataclass(frozen=True)
 class SourceLine:
     number: int | None
+    label: str  # the number right-aligned to the frame's widest, so that the listing lines up as text
     html: Markup  # escaped and highlighted by app.web.highlight
     current: bool  # the line the frame was executing (context_line)
 
@@ -200,8 +201,9 @@ def _source(frame: dict, filename: str, platform: str, budget: _Budget) -> tuple
             range(lineno + 1, lineno + 1 + len(post))
         )
     current_index = len(pre) if has_current else -1
+    width = max((len(str(number)) for number in numbers if number is not None), default=0)
     return tuple(
-        SourceLine(number, html, index == current_index)
+        SourceLine(number, ("" if number is None else str(number)).rjust(width), html, index == current_index)
         for index, (number, html) in enumerate(zip(numbers, budget.lines(lines, filename, platform)))
     )
 
