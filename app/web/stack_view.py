@@ -36,6 +36,8 @@ _CALL_COST = 10  # a highlight call's fixed cost, in characters
 CAUSE = "The above exception was the direct cause of the following exception:"
 CONTEXT = "During handling of the above exception, another exception occurred:"
 CHAINED = "The above exception is linked to the following exception:"
+GROUP = "The above exception is {} of the following exception group:"
+GROUP_BELOW = "The above exception is {} of an exception group below:"
 OLDEST_FIRST = "oldest call first"
 NEWEST_FIRST = "newest call first"
 
@@ -43,6 +45,7 @@ NEWEST_FIRST = "newest call first"
 @dataclass(frozen=True)
 class SourceLine:
     number: int | None
+    label: str  # the number right-aligned to the frame's widest, so that the listing lines up as text
     html: Markup  # escaped and highlighted by app.web.highlight
     current: bool  # the line the frame was executing (context_line)
 
@@ -200,8 +203,9 @@ def _source(frame: dict, filename: str, platform: str, budget: _Budget) -> tuple
             range(lineno + 1, lineno + 1 + len(post))
         )
     current_index = len(pre) if has_current else -1
+    width = max((len(str(number)) for number in numbers if number is not None), default=0)
     return tuple(
-        SourceLine(number, html, index == current_index)
+        SourceLine(number, ("" if number is None else str(number)).rjust(width), html, index == current_index)
         for index, (number, html) in enumerate(zip(numbers, budget.lines(lines, filename, platform)))
     )
 
@@ -239,17 +243,21 @@ def _mechanism(value: Any) -> str:
 
 
 def _join(previous: dict, current: dict) -> str:
-    """The sentence between two exceptions of a chain, from how the earlier one is linked to the later.
+    """The sentence between two exceptions of a chain, from how the earlier one is linked to its parent.
 
-    sentry-python says so in ``mechanism.source`` (``__cause__`` for ``raise … from …``,
-    ``__context__`` for an exception raised while handling another) when it numbers the chain
-    (``exception_id``/``parent_id``); otherwise the link is not known and the join is neutral.
+    sentry-python says so in ``mechanism.source`` when it numbers the chain (``exception_id``,
+    ``parent_id``: exception groups and their causes): ``__cause__`` for ``raise … from …``,
+    ``__context__`` for an exception raised while handling another, ``exceptions[i]`` for a
+    member of a group. Without it the link is not known and the join is neutral.
     """
     earlier, later = mapping(previous.get("mechanism")), mapping(current.get("mechanism"))
     parent, own = integer(earlier.get("parent_id")), integer(later.get("exception_id"))
-    if parent is not None and own is not None and parent != own:
-        return CHAINED  # siblings in an exception group, not a cause and its effect
     source = earlier.get("source")
+    if isinstance(source, str) and source.startswith("exceptions["):
+        member = clip(source, 40)
+        return GROUP.format(member) if parent == own else GROUP_BELOW.format(member)
+    if parent is not None and own is not None and parent != own:
+        return CHAINED  # not its parent: the chain goes on below
     if source == "__cause__":
         return CAUSE
     if source == "__context__":

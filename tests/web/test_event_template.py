@@ -73,10 +73,17 @@ def test_context_lines_have_numbers_and_the_raising_line_is_marked(checkout_page
     lineno = _source_line(failing_app.checkout, "raise RuntimeError(")
     raising = _frame_details(checkout_page)[-1]
     assert f'<span class="ev-at">line {lineno}</span>' in raising
-    numbers = [int(n) for n in re.findall(r'<td class="ev-lineno">(\d+)</td>', raising)]
+    numbers = [int(n) for n in re.findall(r'<span class="ev-lineno">(\d+)</span>', raising)]
     assert numbers == list(range(lineno - 5, lineno + 6))
-    (current,) = re.findall(r'<tr class="ev-current" aria-current="true"><td class="ev-lineno">(\d+)</td><td class="ev-src">(.*?)</td></tr>', raising)
+    (current,) = re.findall(r'<span class="ev-line ev-current" aria-current="true"><span class="ev-lineno">(\d+)</span> (.*?)\n', raising)
     assert current[0] == str(lineno) and '<span class="k">raise</span>' in current[1]
+
+
+def test_source_lines_read_as_a_listing_without_the_stylesheet() -> None:
+    frame = {"lineno": 10, "pre_context": ["a = 1", "b = 2"], "context_line": "c  =  3", "post_context": ["d"]}
+    html = render({"platform": "python", "exception": [{"stacktrace": {"frames": [frame]}}]})
+    (listing,) = re.findall(r'<pre class="ev-code"><code>(.*?)</code></pre>', html, re.S)
+    assert re.sub(r"<[^>]+>", "", listing) == " 8 a = 1\n 9 b = 2\n10 c  =  3\n11 d\n"
 
 
 def test_variables_breadcrumbs_request_user_tags_and_contexts(checkout_page: str) -> None:
@@ -138,7 +145,7 @@ def test_values_json_cannot_hold_render_too() -> None:
     huge = 10**5000
     frame = {"vars": {7: huge}, "lineno": huge, "colno": 1e300, "function": huge, "pre_context": ["a"], "context_line": "b"}
     html = render({"tags": {huge: huge}, "contexts": {5: {"name": huge}}, "exception": [{"stacktrace": {"frames": [frame]}}]})
-    assert '<span class="ev-at">' not in html and '<td class="ev-lineno"></td>' in html
+    assert '<span class="ev-at">' not in html and '<span class="ev-lineno"></span>' in html
 
 
 @settings(max_examples=100, deadline=None)

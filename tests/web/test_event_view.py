@@ -201,7 +201,12 @@ def test_frames_of_other_platforms_read_newest_call_first() -> None:
 
 @pytest.mark.parametrize(
     ("source", "join"),
-    [("__cause__", stack_view.CAUSE), ("__context__", stack_view.CONTEXT), ("exceptions[0]", stack_view.CHAINED), (None, stack_view.CHAINED)],
+    [
+        ("__cause__", stack_view.CAUSE),
+        ("__context__", stack_view.CONTEXT),
+        ("exceptions[0]", "The above exception is exceptions[0] of the following exception group:"),
+        (None, stack_view.CHAINED),
+    ],
 )
 def test_the_join_follows_the_mechanism_source(source: str | None, join: str) -> None:
     # As sentry-python numbers a chain: the exception handled last is 0, its cause 1 with parent 0.
@@ -210,10 +215,30 @@ def test_the_join_follows_the_mechanism_source(source: str | None, join: str) ->
     assert build({"exception": {"values": [earlier, later]}}).exceptions[1].join == join
 
 
-def test_siblings_of_an_exception_group_are_not_called_a_cause() -> None:
-    sibling = {"type": "KeyError", "mechanism": {"source": "__cause__", "exception_id": 2, "parent_id": 1}}
+def test_a_cause_of_another_exception_than_the_next_is_not_called_its_cause() -> None:
+    cause = {"type": "KeyError", "mechanism": {"source": "__cause__", "exception_id": 2, "parent_id": 1}}
     other = {"type": "ValueError", "mechanism": {"exception_id": 3, "parent_id": 1}}
-    assert build({"exception": [sibling, other]}).exceptions[1].join == stack_view.CHAINED
+    assert build({"exception": [cause, other]}).exceptions[1].join == stack_view.CHAINED
+
+
+def test_an_exception_group_from_the_real_sdk_names_its_members() -> None:
+    def report() -> None:
+        try:
+            try:
+                raise KeyError("inner")
+            except KeyError as exc:
+                raise ExceptionGroup("group", [ValueError("a"), TypeError("b")]) from exc
+        except ExceptionGroup:
+            sentry_sdk.capture_exception()
+
+    (event,) = capture(report)
+    chain = build(event).exceptions
+    assert [(e.type, e.join) for e in chain] == [
+        ("TypeError", ""),
+        ("ValueError", "The above exception is exceptions[1] of an exception group below:"),
+        ("KeyError", "The above exception is exceptions[0] of an exception group below:"),
+        ("ExceptionGroup", stack_view.CAUSE),
+    ]
 
 
 def test_context_lines_without_a_context_line_or_a_line_number() -> None:
