@@ -36,6 +36,7 @@ async def show(request: web.Request) -> web.Response:
         "enabled": bool(row and row["enabled"] and row["integrated"]),
         "keys": [entities.client_key(k, external_url) for k in keys],
         "keys_total": total,
+        "may_change": "api" in project.caller.scopes,  # a read_api token looks only
     })
 
 

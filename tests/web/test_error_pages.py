@@ -239,3 +239,16 @@ async def test_an_unexpected_failure_on_a_page_is_an_html_500_logged_once(client
     assert page.status == 500 and page.headers["Content-Type"].startswith("text/html")
     assert "500 Internal Server Error" in page.text and "boom" not in page.text
     assert [r.getMessage() for r in caplog.records if r.name == "errgate.errors"] == ["unhandled error"]
+
+
+async def test_a_read_api_token_of_a_maintainer_sees_no_status_forms(client, world, project, pool):
+    user = await world.user()
+    await world.member(project, user, MAINTAINER)
+    await client.sign_in(await world.token(user, scopes=("read_api",)))
+    ids = await ids_of(pool, project)
+    listed = await client.get(LIST)
+    assert len(error_ids(listed)) == 3 and 'name="ids"' not in listed.text
+    details = await client.get(f"{LIST}/{ids['ValueError']}/details")
+    assert details.status == 200 and 'name="status"' not in details.text
+    refused = await client.post(f"{LIST}/{ids['ValueError']}", {"_csrf": details.csrf, "status": "resolved"})
+    assert refused.status == 403

@@ -187,6 +187,7 @@ async def test_a_read_api_session_may_look_but_not_post(client, world):
     await client.sign_in(await world.token(owner, scopes=("read_api",)))
     page = await client.get("/group/app/-/error_tracking/settings")
     assert page.status == 200 and "read only" in page.text
+    assert "Turn on" not in page.text and "Create a client key" not in page.text  # no form it may not send
     refused = await client.post("/group/app/-/error_tracking/settings", {"_csrf": page.csrf, "enabled": "true"})
     assert refused.status == 403 and "higher privileges" in refused.text
     # Signing out still works.
