@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 import sentry_sdk
 
 from app.identity import GUEST, MAINTAINER
 from tests.conftest import CLEANUP, Server, World
-from tests.ingest_http.helpers import exception_event, live_dsn
+from tests.ingest_http.helpers import exception_event, live_dsn, new_event_id
 from tests.ingest_http.test_sentry_sdk import RELEASE, sdk
 from tests.web.helpers import send_events, tracked_project
 
@@ -109,9 +110,14 @@ async def journey(web_server: Server, pool: asyncpg.Pool) -> Journey:
     dsn = live_dsn(f"http://{key}@errgate.test:8080/api/v4/error_tracking/collector/{project['id']}", web_server.url)
     event_id, _, _ = await sdk(dsn, send_from_sdk)  # environment "staging", release RELEASE
     assert event_id
+    # Earlier copies of the same event (the same error), so that its charts have a history.
+    sent = orjson.loads(await pool.fetchval("select payload_text from error_tracking_error_events"))
+    now = time.time()
+    await send_events(web_server.url, project["id"], key, *(
+        {**sent, "event_id": new_event_id(), "timestamp": now - hours * 3600} for hours in (2, 5, 5, 9, 30, 50, 50, 75, 200, 400)
+    ))
     # A few other errors, so that the list looks like a real one, their events spread over the
     # last day and month so that the charts have something to draw.
-    now = time.time()
     await send_events(
         web_server.url, project["id"], key,
         *(exception_event("KeyError", "'price'", function="total", module="shop.cart",
@@ -230,9 +236,19 @@ async def test_sign_in_find_the_error_read_it_and_resolve_it(journey: Journey, n
     raw = await page.request.get(journey.server.url + await page.locator("a:has-text('Raw JSON')").get_attribute("href"))
     assert raw.status == 200 and (await raw.json())["tags"]["customer_tier"] == "gold"
 
+    # Older events, and back to the newest.
+    newest_id = await page.locator(".event-nav code").inner_text()
+    await page.click("a[rel=older]")
+    assert "?event=" in page.url and await page.locator(".event-nav code").inner_text() != newest_id
+    await page.click("a[rel=oldest]")
+    assert await page.locator("a[rel=older]").count() == 0
+    await page.click("a[rel=newest]")
+    assert await page.locator(".event-nav code").inner_text() == newest_id
+    assert await page.locator("a[rel=newer]").count() == 0
+
     # Resolve it: it leaves the Unresolved tab.
     await page.click("button:has-text('Resolve')")
-    assert page.url == journey.error_url
+    assert page.url == journey.error_url  # the status form goes back to the error's page
     assert await page.locator("h1 .badge").inner_text() == "resolved"
     await page.goto(journey.list_url)
     assert "basket 42 is empty" not in await page.inner_text("main")
