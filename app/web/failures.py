@@ -19,6 +19,8 @@ from app.observe import route_pattern
 from app.problems import Handler, HTTPProblem, log_unexpected
 from app.web import paths
 from app.web.sessions import SignInNeeded
+from app.web.signin import sign_in_page
+from app.web.templating import page
 
 # No inline script or style anywhere: the page's one script and one stylesheet are files of its own.
 CONTENT_SECURITY_POLICY = (
@@ -37,8 +39,6 @@ def _detail(body: dict) -> str:
 
 
 def error_page(request: web.Request, status: int, detail: str = "") -> web.Response:
-    from app.web.templating import page  # the templates need the session module, which imports this one's
-
     try:
         title = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
@@ -70,8 +70,6 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
     except SignInNeeded as needed:
-        from app.web.signin import sign_in_page
-
         response = sign_in_page(request, next_path=request.path_qs if request.method == "GET" else None,
                                 notice=needed.notice, status=401)
     except HTTPProblem as problem:

@@ -43,6 +43,7 @@ class Session:
 
 
 SESSION = web.RequestKey("web_session", Session)
+ENDED = web.RequestKey("web_session_ended", str)  # why the request's session just ended, for the sign-in page
 
 
 class SignInNeeded(Exception):
@@ -111,8 +112,10 @@ async def current(request: web.Request) -> Session | None:
         return None
     try:
         auth.check_token(row, "GET")
-    except HTTPProblem:
+    except HTTPProblem as problem:
         await web_sessions.delete_for_token(pool, row["token_id"])
+        reason = problem.body.get("error_description") or problem.body.get("message")
+        request[ENDED] = f"You were signed out: {reason}"
         return None
     caller = auth.check_token(row, request.method)
     await auth.note_use(pool, row)
@@ -124,7 +127,7 @@ async def current(request: web.Request) -> Session | None:
 async def required(request: web.Request) -> Session:
     session = await current(request)
     if session is None:
-        raise SignInNeeded()
+        raise SignInNeeded(request.get(ENDED))
     return session
 
 

@@ -37,7 +37,7 @@ def _page_number(request: web.Request) -> int:
 async def home(request: web.Request) -> web.Response:
     session = await sessions.current(request)
     if session is None:
-        return sign_in_page(request, next_path=request.query.get("next"))
+        return sign_in_page(request, next_path=request.query.get("next"), notice=request.get(sessions.ENDED))
     number = _page_number(request)
     total, rows = await projects.projects_with_unresolved(
         request.app[state.POOL], session.caller.user_id, session.caller.is_admin, REPORTER,

@@ -151,6 +151,8 @@ async def test_a_token_that_stops_working_ends_its_sessions_at_the_next_request(
         await pool.execute("update users set state = 'blocked' where id = $1", user["id"])
     page = await client.get("/")
     assert SIGN_IN_FORM in page.text and user["username"] not in page.text
+    reason = {"revoke": "Token has been revoked.", "expire": "Token has expired.", "block": "blocked"}[change]
+    assert "You were signed out" in page.text and reason in page.text
     assert await pool.fetchval("select count(*) from web_sessions") == 0  # the other browser's too
 
 
