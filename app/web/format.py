@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Iterable, Sequence
 
 _UNITS = (("year", 365 * 86400), ("month", 30 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
 
@@ -31,9 +31,19 @@ def exact(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def count(value: int) -> str:
-    """``1,234,567``."""
+def count(value: int, limit: int | None = None) -> str:
+    """``1,234,567``; past ``limit`` (where counting stopped) ``10,000+``."""
+    if limit is not None and value > limit:
+        return f"{limit:,}+"
     return f"{value:,}"
+
+
+def count_of_all(counts: Iterable[int], limit: int) -> str:
+    """The sum of per-status counts, ``+`` when one of them stopped at ``limit``."""
+    values = list(counts)
+    capped = any(value > limit for value in values)
+    total = sum(min(value, limit) for value in values)
+    return f"{total:,}+" if capped else f"{total:,}"
 
 
 @dataclass(frozen=True, slots=True)

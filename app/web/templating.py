@@ -48,6 +48,7 @@ def setup(app: web.Application) -> None:
         project_url=lambda path_with_namespace, tail="error_tracking": paths.project_url(base, path_with_namespace, tail),
         with_query=paths.with_query,
         bars=format.bars,
+        count_of_all=format.count_of_all,
     )
     env.filters.update(exact=format.exact, count=format.count)
 

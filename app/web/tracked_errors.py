@@ -58,7 +58,8 @@ async def error_list(request: web.Request) -> web.Response:
         "project": project.project, "filters": filters, "tabs": TABS, "sorts": SORTS, "page_number": number,
         "may_change": _may_change(request, project.access_level), "status_actions": STATUS_ACTIONS,
         "environments": await environments.project_environments(pool, project.project_id),
-        "notice": None, "errors": [], "total": 0, "last_page": 1, "counts": {}, "recent": {},
+        "notice": None, "errors": [], "total": 0, "last_page": 1, "more": False, "counts": {}, "recent": {},
+        "count_limit": tracked_errors.COUNT_LIMIT,
         "current_status": filters["status"] or "unresolved",
     }
     try:
@@ -69,8 +70,10 @@ async def error_list(request: web.Request) -> web.Response:
         return page(request, "error_list.html", context, 400)
     now = datetime.now(timezone.utc)
     total, rows = await tracked_errors.list_errors(pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE)
+    counted = total <= tracked_errors.COUNT_LIMIT  # past it the count stopped: no last page is known
     context.update(
-        errors=rows, total=total, last_page=max(1, -(-total // PER_PAGE)), current_status=query.status or "all",
+        errors=rows, total=total, current_status=query.status or "all",
+        last_page=max(1, -(-total // PER_PAGE)) if counted else None, more=not counted or number * PER_PAGE < total,
         counts=await tracked_errors.status_counts(pool, project.project_id, query),
         recent=await tracked_errors.recent_counts(pool, project.project_id, [r["id"] for r in rows], now),
     )

@@ -252,3 +252,13 @@ async def test_a_read_api_token_of_a_maintainer_sees_no_status_forms(client, wor
     assert details.status == 200 and 'name="status"' not in details.text
     refused = await client.post(f"{LIST}/{ids['ValueError']}", {"_csrf": details.csrf, "status": "resolved"})
     assert refused.status == 403
+
+
+async def test_past_the_count_limit_tabs_read_at_least_and_pages_have_no_last(client, world, project, monkeypatch):
+    monkeypatch.setattr("app.db.tracked_errors.COUNT_LIMIT", 2)
+    monkeypatch.setattr("app.web.tracked_errors.PER_PAGE", 2)
+    await signed_in(client, world, project, REPORTER)
+    page = await client.get(LIST)
+    assert re.search(r'Unresolved<span class="n badge">2\+</span>', page.text)
+    assert re.search(r'All<span class="n badge">2\+</span>', page.text)
+    assert "<span>Page 1</span>" in page.text and 'rel="next"' in page.text
