@@ -262,3 +262,13 @@ async def test_past_the_count_limit_tabs_read_at_least_and_pages_have_no_last(cl
     assert re.search(r'Unresolved<span class="n badge">2\+</span>', page.text)
     assert re.search(r'All<span class="n badge">2\+</span>', page.text)
     assert "<span>Page 1</span>" in page.text and 'rel="next"' in page.text
+
+
+async def test_a_message_error_and_an_error_whose_events_are_gone(client, world, project, pool):
+    await signed_in(client, world, project, REPORTER)
+    ids = await ids_of(pool, project)
+    page = await client.get(f"{LIST}/{ids['disk almost full']}/details")
+    assert page.status == 200 and "disk almost full" in page.text and "Raw JSON" in page.text
+    await pool.execute("delete from error_tracking_error_events where error_id = $1", ids["ValueError"])
+    page = await client.get(f"{LIST}/{ids['ValueError']}/details")
+    assert page.status == 200 and "No stored event" in page.text and "Raw JSON" not in page.text
