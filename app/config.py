@@ -183,6 +183,9 @@ class Settings:
                              shown="`$XDG_DATA_HOME/errgate`, else `~/.local/share/errgate`")
     root_token: str | None = setting("ERRGATE_ROOT_TOKEN", Text(_check_root_token), None,
                                      "makes sure an administrator `root` with this token exists; a new value revokes the old one's token")
+    session_hours: float = setting("ERRGATE_SESSION_HOURS", Number(0.01, 8760), 168.0,
+                                   "a sign-in to the web page lasts this long (one week, GitLab's default); "
+                                   "signing out, or revoking its token, ends it sooner")
     log_level: str = setting("ERRGATE_LOG_LEVEL", OneOf(LOG_LEVELS), "info", "`debug`, `info`, `warning`, `error`, `critical`")
     metrics_port: int | None = setting("ERRGATE_METRICS_PORT", Integer(1, 65535), None,
                                        "serve `/metrics` on this port instead of the main one")

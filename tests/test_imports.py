@@ -27,6 +27,14 @@ PURE_MODULES = (
     "app.ingest.payload",
     "app.ingest.rejection",
     "app.ingest.summary",
+    "app.search_query",
+    "app.web.event_view",
+    "app.web.format",
+    "app.web.highlight",
+    "app.web.paths",
+    "app.web.payload_values",
+    "app.web.request_view",
+    "app.web.stack_view",
 )
 IMPURE = ("asyncpg", "aiohttp.web")
 
