@@ -274,3 +274,17 @@ async def test_past_ten_thousand_errors_no_total_is_given_as_in_gitlab(api, worl
     counted = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100"})
     assert (counted.headers["X-Total"], counted.headers["X-Total-Pages"]) == ("9999", "100")
     assert "last" in parse_link_header(counted.headers["Link"])
+
+
+@pytest.mark.parametrize("how", ["json", "form", "query"])
+async def test_status_may_come_as_json_form_or_query(api, world, pool, how) -> None:
+    project = await world.project()
+    error_id = await add_error(pool, project["id"], "a", 1)
+    url = errors_url(project, f"/{error_id}")
+    if how == "json":
+        reply = await api.put(url, token=ROOT_TOKEN, json={"status": "ignored"})
+    elif how == "form":
+        reply = await api.put(url, token=ROOT_TOKEN, data={"status": "ignored"})
+    else:
+        reply = await api.put(url + "?status=ignored", token=ROOT_TOKEN)
+    assert (reply.status, reply.body["status"]) == (200, "ignored")
