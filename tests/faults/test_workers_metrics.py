@@ -107,8 +107,12 @@ async def test_the_metrics_directory_is_emptied_at_start_and_removed_at_exit(bas
             port = first.port
             assert len(await workers_of(first.pid, port, WORKERS)) == WORKERS
             directory = workers_directory(scratch_dir / "errgate-data", "127.0.0.1", port)
-            kinds = sorted(p.name.rsplit("_", 1)[0] for p in directory.iterdir())
-            assert kinds == ["counter"] * WORKERS + ["gauge_livesum"] * WORKERS + ["histogram"] * WORKERS
+            expected = ["counter"] * WORKERS + ["gauge_livesum"] * WORKERS + ["histogram"] * WORKERS
+            # Each worker writes its gauges' file at its first sampling, up to a second after start.
+            deadline = time.monotonic() + 10
+            while (kinds := sorted(p.name.rsplit("_", 1)[0] for p in directory.iterdir())) != expected:
+                assert time.monotonic() < deadline, kinds
+                await asyncio.sleep(0.1)
         # Killed with SIGKILL, workers and all: nothing removed the directory.
         assert directory.is_dir()
         stale = directory / "counter_1.db"
