@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import tests.bench
+from app.config import Settings
 
 
 def _preload_hours(text: str) -> int:
@@ -29,7 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "plans (tests/bench/triage.py)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2, help="errgate worker processes")
+    parser.add_argument("--workers", type=int,
+                        help="errgate worker processes (and the bare handler's); default: errgate's own "
+                             "(ERRGATE_WORKERS, else one per usable core)")
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s to send (0 = as fast as possible)")
     parser.add_argument("--events", type=int, default=0, help="corpus size (default: enough for the duration)")
     parser.add_argument("--preload", type=int, default=0, help="synthetic events inserted before the run")
@@ -49,4 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="triage: keep the seeded database, named after its size, and use it again on the next run")
     parser.add_argument("--markdown", type=Path, help="triage: also write the table and the plans to this file")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.workers is None:
+        # Passed on explicitly, so that the bare handler runs as many and the result names the count.
+        args.workers = Settings.from_env().workers
+    return args
