@@ -57,7 +57,8 @@ def _filters(project_id: int, query: ErrorQuery) -> tuple[list[str], list[object
     if query.level is not None:
         conditions.append(f"e.level = {arg(query.level)}")
     if query.text:
-        matches = " and ".join(f"s.text ilike {arg(_substring_pattern(t))}" for t in query.text)
+        # The search text is stored in lower case (sql/006_triage.sql).
+        matches = " and ".join(f"s.text like lower({arg(_substring_pattern(t))})" for t in query.text)
         conditions.append(
             "exists (select 1 from error_tracking_error_search s where s.project_id = e.project_id "
             f"and s.error_id = e.id and {matches})"
