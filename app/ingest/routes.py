@@ -25,7 +25,8 @@ from app.ids import parse_id
 from app.problems import Handler, HTTPProblem, json_response
 from app.ingest import backpressure, credentials
 from app.ingest.body import BodyReader
-from app.ingest.envelope import normalize_event_id, parse_envelope, parse_envelope_header
+from app.ingest.envelope import EnvelopeHeader, normalize_event_id, parse_envelope, parse_envelope_header
+from app.ingest.fields import read_fields
 from app.ingest.grouping import fingerprint_for
 from app.ingest.inflight import DecodeBudgetExhausted
 from app.ingest.payload import decode_store_body, load_event, pack_event
@@ -163,37 +164,41 @@ async def _store(request: web.Request, project_id: int, event: dict, event_id: s
     """Group, summarise and commit one event; returns its id once it is durable."""
     received_at = datetime.now(timezone.utc)
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
-    fingerprint = fingerprint_for(event)
-    summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at)
+    fields = read_fields(event)  # grouping and the summary read the same fields: once
+    fingerprint = fingerprint_for(event, fields)
+    summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at, fields=fields)
     event["event_id"] = event_id
     pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
     await request.app[state.WRITER].write(pending)
     return event_id
 
 
-async def _key_from_envelope_header(body: BodyReader) -> str:
-    """The key of the envelope header's ``dsn``, decoding no more of the body than that line."""
+async def _key_from_envelope_header(body: BodyReader) -> tuple[str, EnvelopeHeader]:
+    """The key of the envelope header's ``dsn``, decoding no more of the body than that line;
+    and the header, which the envelope's parser need not read again."""
     line = await body.read_prefix(ENVELOPE_HEADER_LIMIT)
     if line is None:
         raise credentials.unauthorized(
             f"no key in the request's headers or query, and an envelope header longer than {ENVELOPE_HEADER_LIMIT} "
             "bytes is not searched for a dsn"
         )
-    public_key = credentials.key_from_dsn(parse_envelope_header(line).get("dsn"))
+    header = parse_envelope_header(line)
+    public_key = credentials.key_from_dsn(header.headers.get("dsn"))
     if public_key is None:
         raise credentials.unauthorized()
-    return public_key
+    return public_key, header
 
 
 @collector(lambda settings: settings.max_envelope_bytes)
 async def envelope_endpoint(request: web.Request, body: BodyReader) -> web.Response:
     project_id = _project_id(request)
     public_key = credentials.key_from_request(request.headers, request.query)
+    header = None
     if public_key is None:
-        public_key = await _key_from_envelope_header(body)
+        public_key, header = await _key_from_envelope_header(body)
     await _authorize(request, public_key, project_id)
     settings = request.app[state.SETTINGS]
-    envelope = parse_envelope(await body.read_rest(), max_item_bytes=item_limits(settings))
+    envelope = parse_envelope(await body.read_rest(), max_item_bytes=item_limits(settings), header=header)
     metrics = request.app[state.METRICS]
     event_id = envelope.event_id
     for item in envelope.items:
