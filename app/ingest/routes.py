@@ -160,17 +160,27 @@ def _project_id(request: web.Request) -> int:
     return project_id
 
 
-async def _store(request: web.Request, project_id: int, event: dict, event_id: str | None) -> str:
-    """Group, summarise and commit one event; returns its id once it is durable."""
+def pending_event(project_id: int, payload: bytes, event_id: str | None, max_bytes: int) -> PendingEvent:
+    """An event payload loaded, grouped, summarised and packed for the writer: the collector's per-event work.
+
+    ``event_id``: the envelope's, else the payload's, else a new one. The loaded event (hundreds of
+    objects) is garbage once this returns, before the request waits for its commit, so the cyclic
+    collector never finds it alive and promotes it.
+    """
+    event = load_event(payload, max_bytes=max_bytes)
     received_at = datetime.now(timezone.utc)
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
     fields = read_fields(event)  # grouping and the summary read the same fields: once
     fingerprint = fingerprint_for(event, fields)
     summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at, fields=fields)
     event["event_id"] = event_id
-    pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
+    return PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
+
+
+async def _store(request: web.Request, pending: PendingEvent) -> str:
+    """Commit one event; returns its id once it is durable."""
     await request.app[state.WRITER].write(pending)
-    return event_id
+    return pending.event_id
 
 
 async def _key_from_envelope_header(body: BodyReader) -> tuple[str, EnvelopeHeader]:
@@ -204,8 +214,7 @@ async def envelope_endpoint(request: web.Request, body: BodyReader) -> web.Respo
     for item in envelope.items:
         metrics.item_received(item.type)
         if item.type == "event":
-            event = load_event(item.payload, max_bytes=settings.max_event_bytes)
-            event_id = await _store(request, project_id, event, event_id)
+            event_id = await _store(request, pending_event(project_id, item.payload, event_id, settings.max_event_bytes))
     return json_response({"id": event_id} if event_id else {})
 
 
@@ -220,7 +229,7 @@ async def store_endpoint(request: web.Request, body: BodyReader) -> web.Response
     settings = request.app[state.SETTINGS]
     event_bytes = decode_store_body(await body.read_rest(), max_bytes=settings.max_event_bytes)
     request.app[state.METRICS].item_received("event")
-    event_id = await _store(request, project_id, load_event(event_bytes, max_bytes=settings.max_event_bytes), None)
+    event_id = await _store(request, pending_event(project_id, event_bytes, None, settings.max_event_bytes))
     return json_response({"id": event_id})
 
 

@@ -17,18 +17,13 @@ import pstats
 import statistics
 import time
 from collections.abc import AsyncIterator, Coroutine
-from datetime import datetime, timezone
 from typing import Any
 
 from app.config import Settings
 from app.ingest import credentials
 from app.ingest.body import BodyReader
-from app.ingest.routes import CHUNK_SIZE, ENVELOPE_HEADER_LIMIT, item_limits
-from app.ingest.envelope import normalize_event_id, parse_envelope, parse_envelope_header
-from app.ingest.fields import read_fields
-from app.ingest.grouping import fingerprint_for
-from app.ingest.payload import load_event, pack_event
-from app.ingest.summary import summarize_event
+from app.ingest.routes import CHUNK_SIZE, ENVELOPE_HEADER_LIMIT, item_limits, pending_event
+from app.ingest.envelope import parse_envelope, parse_envelope_header
 from app.server import GC_THRESHOLD
 from tests.bench.corpus import build_corpus
 
@@ -65,19 +60,10 @@ async def _one(body: bytes, encoding: str, settings: Settings) -> list[Any]:
         envelope = parse_envelope(await reader.read_rest(), max_item_bytes=item_limits(settings), header=header)
     finally:
         reader.close()
-    pending = []
     event_id = envelope.event_id
-    for item in envelope.items:
-        if item.type == "event":
-            event = load_event(item.payload, max_bytes=settings.max_event_bytes)
-            received_at = datetime.now(timezone.utc)
-            event_id = event_id or normalize_event_id(event.get("event_id"))
-            fields = read_fields(event)
-            fingerprint = fingerprint_for(event, fields)
-            summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at, fields=fields)
-            event["event_id"] = event_id
-            pending.append((event_id, summary, pack_event(event)))
-    return pending
+    return [
+        pending_event(1, item.payload, event_id, settings.max_event_bytes) for item in envelope.items if item.type == "event"
+    ]
 
 
 def _round(corpus: list[tuple[bytes, str]], settings: Settings) -> float:
