@@ -18,6 +18,7 @@ counted against the caller's budget (``reserve``) as soon as it is decoded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -64,6 +65,8 @@ Offload = Callable[..., Awaitable[Any]]
 """``offload(function, *args)`` runs ``function(*args)`` in a thread: :func:`asyncio.to_thread`'s shape."""
 
 
+# Clients send a handful of distinct values: each is parsed once (a refused one every time).
+@functools.lru_cache(maxsize=64)
 def parse_content_encoding(value: str | None) -> tuple[str, ...]:
     """The codings of a Content-Encoding header in the order they were applied (lowercased).
 

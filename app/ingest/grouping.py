@@ -291,9 +291,12 @@ def _encoded(components: list[str]) -> bytes:
     return b"".join(parts)
 
 
+_VERSIONED_SHA256 = hashlib.sha256(GROUPING_VERSION.encode())  # copied per event: cheaper than a new one
+
+
 def _digest(runs: list[list[str]]) -> str:
     """sha256 over the encoded components of every run; a run that repeats is encoded once."""
-    hasher = hashlib.sha256(GROUPING_VERSION.encode())
+    hasher = _VERSIONED_SHA256.copy()
     encoded_runs: dict[int, bytes] = {}
     for run in runs:
         encoded = encoded_runs.get(id(run))

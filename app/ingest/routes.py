@@ -59,12 +59,17 @@ PREFLIGHT_HEADERS = {
 }
 
 
-@functools.cache
 def item_limits(settings: Settings) -> dict[str, int]:
-    """Relay's per-item limits; the event limit is configurable (computed once per settings)."""
+    """Relay's per-item limits; the event limit is configurable."""
+    return _item_limits(settings.max_event_bytes)
+
+
+@functools.cache
+def _item_limits(max_event_bytes: int) -> dict[str, int]:
+    # Keyed on the one setting it reads: hashing the whole Settings on every request cost more than the dict.
     return {
-        "event": settings.max_event_bytes,
-        "transaction": settings.max_event_bytes,
+        "event": max_event_bytes,
+        "transaction": max_event_bytes,
         "client_report": 100 * KiB,
         "check_in": 100 * KiB,
         "log": 2 * 1024 * KiB,
@@ -87,8 +92,9 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
 
     def decorate(handler: BodyHandler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            settings = request.app[state.SETTINGS]
-            decoding = request.app[state.DECODE_BUDGET].reservation()
+            app = request.app
+            settings = app[state.SETTINGS]
+            decoding = app[state.DECODE_BUDGET].reservation()
             body = BodyReader(
                 request.content.iter_chunked(CHUNK_SIZE),
                 request.headers.get("Content-Encoding"),
@@ -96,7 +102,7 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
                 # A body that the whole budget cannot hold would be refused 429 every time: it is too large.
                 max_decoded_bytes=min(decoded_limit(settings), settings.max_inflight_bytes),
                 reserve=decoding.reserve,
-                offload=request.app[state.DECODE_OFFLOAD],
+                offload=app[state.DECODE_OFFLOAD],
             )
             try:
                 response = await handler(request, body)
@@ -114,7 +120,7 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
             finally:
                 body.close()
                 decoding.close()
-                request.app[state.METRICS].body_decoded(body.decoded)
+                app[state.METRICS].body_decoded(body.decoded)
             response.headers.update(CORS_HEADERS)
             return response
 

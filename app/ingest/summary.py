@@ -98,7 +98,7 @@ def clean_text(text: str, max_chars: int) -> str:
     if "\x00" in text:
         text = text.replace("\x00", "")
     text = _cut(text, max_chars)
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):  # isascii() answers at once; the search reads it all
         text = _replace_lone_surrogates(text)
     return text
 
