@@ -242,6 +242,8 @@ class BodyReader:
             )
         if not self._decoders:
             return iter((chunk,))
+        if len(self._decoders) == 1:  # what clients send: no generator around the decoder's own
+            return self._decoders[0].feed(chunk)
         return _decode(self._decoders, 0, chunk)
 
     def _finish(self) -> None:

@@ -215,6 +215,8 @@ def _optional_label(value: object, max_chars: int) -> str | None:
 
 
 def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is timezone.utc:  # the receive time, and what fromisoformat makes of a "Z"
+        return moment
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
