@@ -98,10 +98,15 @@ def run(events: int, rounds: int) -> dict[str, Any]:
     corpus = build_corpus(events, DSN)
     _round(corpus, settings)  # warm up: caches, lazily compiled regexes
     # As errgate serve does (app.server.tune_garbage_collector): what start-up made stays out of collections.
+    threshold = gc.get_threshold()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
-    timings = [_round(corpus, settings) / len(corpus) * 1e6 for _ in range(rounds)]
+    try:
+        timings = [_round(corpus, settings) / len(corpus) * 1e6 for _ in range(rounds)]
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
     return {
         "mode": "pipeline",
         "events": len(corpus),
