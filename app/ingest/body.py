@@ -398,6 +398,8 @@ class _BrotliDecoder(_Decoder):
             data = b""
             if out:
                 yield self._emit(out)
+                if decompressor.is_finished():  # the stream's end, all its output taken: no call to drain
+                    return
             # can_accept_more_data() turns true while output may still be pending, so drain
             # until a call produces nothing.
             elif decompressor.can_accept_more_data() or decompressor.is_finished():
