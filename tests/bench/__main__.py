@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from tests.bench import hostile
+from tests.bench import hostile, pipeline
 from tests.bench.options import parse_args
 from tests.bench.run import database_url, main
 from tests.bench.servers import run_bare_server
@@ -25,5 +25,7 @@ if __name__ == "__main__":
             database_url(), print_line, cases=arguments.cases, workers=arguments.workers,
             rss_guard_mb=arguments.rss_guard_mb, keep_database=arguments.keep_database,
         ))
+    elif arguments.mode == "pipeline":
+        print_line(pipeline.run(arguments.events or pipeline.DEFAULT_EVENTS, arguments.rounds))
     else:
         print_line(asyncio.run(main(arguments)))

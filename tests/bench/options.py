@@ -22,9 +22,11 @@ def _names(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile"), default="errgate",
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "pipeline"),
+                        default="errgate",
                         help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare "
-                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py)")
+                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py); "
+                             "pipeline: the per-event work in-process, CPU µs per event and cProfile's top functions")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int,
@@ -41,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", type=_names, help="hostile: only these cases, comma-separated (default: all)")
     parser.add_argument("--rss-guard-mb", type=int, default=6144,
                         help="hostile: kill errgate when its processes pass this resident memory")
+    parser.add_argument("--rounds", type=int, default=5, help="pipeline: passes over the corpus (default 5)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers is None:
