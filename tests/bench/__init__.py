@@ -19,6 +19,9 @@ malformed requests, forged hosts…) and prints, for each case, what errgate ans
 took, its peak and remaining RSS, and the latency of ``/-/liveness`` meanwhile (tests/bench/hostile.py).
 ``--mode pipeline`` starts no server: it measures the envelope endpoint's per-event work
 in-process over the same corpus (tests/bench/pipeline.py).
+``--mode triage`` seeds one project with 100,000 errors and 10 million events and times the error
+list's pages (sorts, statuses, environment, search, a deep page) over HTTP against 50 ms at p95,
+then prints the plans of their SQL (tests/bench/triage.py; ``--reuse`` keeps the seed for the next run).
 ``--rate`` sends at a fixed rate instead of as fast as possible (for latency at a given load).
 ``--preload N`` first inserts N synthetic events so the run measures ingestion into a large
 table; ``--preload-hours H`` (default 24) spreads their
@@ -44,4 +47,5 @@ Examples::
     python -m tests.bench --mode hostile
     python -m tests.bench --mode pipeline --rounds 7
     python -m tests.bench --mode hostile --cases slowloris,stalled-body
+    python -m tests.bench --mode triage --reuse --markdown plans.md
 """

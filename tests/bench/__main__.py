@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from tests.bench import hostile, pipeline
+from tests.bench import hostile, pipeline, triage
 from tests.bench.options import parse_args
 from tests.bench.run import database_url, main
 from tests.bench.servers import run_bare_server
@@ -27,5 +27,11 @@ if __name__ == "__main__":
         ))
     elif arguments.mode == "pipeline":
         print_line(pipeline.run(arguments.events or pipeline.DEFAULT_EVENTS, arguments.rounds))
+    elif arguments.mode == "triage":
+        asyncio.run(triage.run(
+            database_url(), lambda text: print(text, flush=True), errors=arguments.errors,
+            events=arguments.seed_events, requests=arguments.requests, warmup=arguments.warmup,
+            workers=arguments.workers, reuse=arguments.reuse, markdown=arguments.markdown,
+        ))
     else:
         print_line(asyncio.run(main(arguments)))

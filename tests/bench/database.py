@@ -26,16 +26,19 @@ async def stored(dsn: str, preloaded: int) -> tuple[int, int]:
         return events, await conn.fetchval(sql.STORED_ERRORS)
 
 
-class _Explaining:
+class Explaining:
     """Stands in for the connection an app/db function is given: each statement it runs is
-    explained with its arguments instead, so that the plans are those of errgate's own SQL."""
+    explained with its arguments instead (``options``, e.g. ``(analyze, buffers)``, as EXPLAIN
+    takes them), so that the plans are those of errgate's own SQL."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, options: str = "") -> None:
         self.conn = conn
+        self.options = options
         self.plans: list[str] = []
 
     async def _explain(self, statement: str, *args: Any) -> None:
-        self.plans.append("\n".join(r[0] for r in await self.conn.fetch(f"explain {statement}", *args)))
+        rows = await self.conn.fetch(f"explain {self.options} {statement}", *args)
+        self.plans.append("\n".join(r[0] for r in rows))
 
     async def fetch(self, statement: str, *args: Any) -> list[Any]:
         await self._explain(statement, *args)
@@ -69,7 +72,7 @@ async def explain_queries(dsn: str) -> dict[str, str]:
         }
         plans = {}
         for name, query in queries.items():
-            explaining = _Explaining(conn)
+            explaining = Explaining(conn)
             await query(explaining)
             plans[name] = explaining.access_paths()
         return plans

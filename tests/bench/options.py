@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import tests.bench
 from app.config import Settings
@@ -22,11 +23,13 @@ def _names(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "pipeline"),
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "pipeline", "triage"),
                         default="errgate",
                         help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare "
                              "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py); "
-                             "pipeline: the per-event work in-process, CPU µs per event and cProfile's top functions")
+                             "pipeline: the per-event work in-process, CPU µs per event and cProfile's top functions; "
+                             "triage: the error list and search pages timed on a large seeded project, with their "
+                             "plans (tests/bench/triage.py)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int,
@@ -44,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rss-guard-mb", type=int, default=6144,
                         help="hostile: kill errgate when its processes pass this resident memory")
     parser.add_argument("--rounds", type=int, default=5, help="pipeline: passes over the corpus (default 5)")
+    parser.add_argument("--errors", type=int, default=100_000, help="triage: errors seeded")
+    parser.add_argument("--seed-events", type=int, default=10_000_000, help="triage: events seeded")
+    parser.add_argument("--requests", type=int, default=200, help="triage: timed requests per case")
+    parser.add_argument("--warmup", type=int, default=20, help="triage: requests per case before the timed ones")
+    parser.add_argument("--reuse", action="store_true",
+                        help="triage: keep the seeded database, named after its size, and use it again on the next run")
+    parser.add_argument("--markdown", type=Path, help="triage: also write the table and the plans to this file")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers is None:

@@ -131,6 +131,6 @@ async def test_errors_are_searchable_however_they_are_created(pool, world) -> No
         project_id,
     )
     search = "select text from error_tracking_error_search where project_id = $1 and error_id = $2"
-    assert await pool.fetchval(search, project_id, error_id) == "KeyError\nbasket\nview(shop)"
+    assert await pool.fetchval(search, project_id, error_id) == "keyerror\nbasket\nview(shop)"
     await pool.execute("update error_tracking_errors set description = 'cart' where id = $1", error_id)
-    assert await pool.fetchval(search, project_id, error_id) == "KeyError\ncart\nview(shop)"
+    assert await pool.fetchval(search, project_id, error_id) == "keyerror\ncart\nview(shop)"
