@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.bench import triage
 from tests.bench.options import parse_args
-from app.db.tracked_errors import COUNT_LIMIT
+from app.db.tracked_errors import COUNT_LIMIT, NARROWED_COUNT_LIMIT
 from tests.bench.triage_cases import CASES, case_figures, table
 from tests.conftest import connect
 
@@ -61,3 +61,5 @@ def test_the_verdict_is_on_the_p95_and_a_missing_total_reads_as_past_the_count_l
     assert (failing["p50_ms"], failing["p95_ms"], failing["max_ms"], failing["verdict"]) == (10.0, 200.0, 200.0, "FAIL")
     assert case_figures(case, [0.010] * 96 + [0.200] * 4, total=7)["verdict"] == "PASS"
     assert f"| {case.name} | > {COUNT_LIMIT:,} | 10.0 | 200.0 | 200.0 | FAIL |" in table([failing])
+    searched = next(case for case in CASES if case.error_query().text)
+    assert f"| {searched.name} | > {NARROWED_COUNT_LIMIT:,} |" in "\n".join(table([case_figures(searched, [0.010], None)]))

@@ -4,7 +4,8 @@ GitLab's REST API has no route for integrated error tracking's errors; these fol
 conventions (pagination, bodies, roles as for Sentry issues in GitLab: Reporter reads,
 Developer changes the status). The list takes ``status`` (``unresolved`` by default, or
 ``all``), ``search`` (:mod:`app.search_query`), ``environment`` and ``sort``; past 10,000
-matching errors it gives no ``X-Total``, ``X-Total-Pages`` nor ``last`` link, as GitLab.
+matching errors (1,000 when searched or filtered: ``tracked_errors.count_limit``) it gives no
+``X-Total``, ``X-Total-Pages`` nor ``last`` link, as GitLab past 10,000.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ async def list_errors(request: web.Request) -> web.Response:
         request.app[state.POOL], access.project_id, query, page.size + 1, page.offset
     )
     items = [entities.error(r) for r in rows[: page.size]]
-    if total > tracked_errors.COUNT_LIMIT:
+    if total > tracked_errors.count_limit(query):
         return paginated(request, page, None, items, has_next=len(rows) > page.size)
     return paginated(request, page, total, items)
 

@@ -4,11 +4,17 @@ Every list is served by an index (sql/006_triage.sql): a status's errors by the 
 status, sort key) indexes, every status at once by merging the three statuses' ordered scans,
 free text by the trigram index of error_tracking_error_search, environments and releases by
 their own tables' keys. Rows carry the columns of ``ERROR_COLUMNS`` plus ``environments``.
+
+The list's statements are planned for their arguments at every execution (``_custom_plans``):
+the search statement is the same for every word, and a pooled connection's prepared statement
+switches to one generic plan after five executions, which for a rare word scans every error.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator
 
 import asyncpg
 
@@ -16,7 +22,7 @@ from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
 __all__ = [
-    "COUNT_LIMIT", "STATUSES", "error", "error_summary", "list_errors", "recent_counts", "set_status", "set_statuses", "status_counts",
+    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_summary", "list_errors", "recent_counts", "set_status", "set_statuses", "status_counts",
 ]
 
 _COLUMNS = (
@@ -32,6 +38,9 @@ SUMMARY_EVENTS = 100
 #: Lists count at most this many errors and one more (as GitLab, which then gives no total):
 #: counting a large project's every error would cost more than listing a page of them.
 COUNT_LIMIT = 10_000
+#: The count limit of a list narrowed by search text or a filter: each error counted is found by
+#: joining the search text, environments or releases, at up to ten times the cost of a list's.
+NARROWED_COUNT_LIMIT = 1_000
 TOP_TAG_VALUES = 10
 
 
@@ -66,6 +75,28 @@ def _filters(project_id: int, query: ErrorQuery) -> tuple[list[str], list[object
     return conditions, args
 
 
+def count_limit(query: ErrorQuery) -> int:
+    """How many errors matching ``query`` are counted (one more means "more than that")."""
+    narrowed = query.text or query.environment is not None or query.release is not None or query.level is not None
+    return NARROWED_COUNT_LIMIT if narrowed else COUNT_LIMIT
+
+
+@contextlib.asynccontextmanager
+async def _custom_plans(db: Executor) -> AsyncIterator[Executor]:
+    """A connection, in a transaction, whose statements are planned for their arguments at every
+    execution. Only for the list's statements: the writer's keep their generic plans. Anything
+    else than a pool or a connection (a stand-in that explains statements) is used as it is."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, _custom_plans(conn) as planned:
+            yield planned
+    elif isinstance(db, asyncpg.Connection):
+        async with db.transaction():
+            await db.execute("set local plan_cache_mode = force_custom_plan")
+            yield db
+    else:
+        yield db
+
+
 def _substring_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, its own ``%``, ``_`` and ``\\`` taken literally."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -74,16 +105,14 @@ def _substring_pattern(text: str) -> str:
 async def list_errors(
     db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
 ) -> tuple[int, list[asyncpg.Record]]:
-    """How many match ``query`` (but at most ``COUNT_LIMIT + 1``) and a page of them, highest sort
-    key first (then newest id)."""
+    """How many match ``query`` (but at most ``count_limit(query) + 1``) and a page of them, highest
+    sort key first (then newest id)."""
     conditions, args = _filters(project_id, query)
     if query.status is not None:
         args.append(query.status)
         conditions.append(f"e.status = ${len(args)}")
     where = " and ".join(conditions)
-    total = await db.fetchval(
-        f"select count(*) from (select from error_tracking_errors e where {where} limit {COUNT_LIMIT + 1}) e", *args
-    )
+    counted = f"select from error_tracking_errors e where {where} limit {count_limit(query) + 1}"
     key = _SORT_KEYS[query.sort]
     order = f"order by e.{key} desc, e.id desc"
     limit_arg, offset_arg = f"${len(args) + 1}", f"${len(args) + 2}"
@@ -99,21 +128,24 @@ async def list_errors(
         page = f"select e.* from ({branches}) e {order} limit {limit_arg} offset {offset_arg}"
     # The page's rows chosen first: in the same select as OFFSET, the environments subquery of
     # ERROR_COLUMNS would also run for every row skipped (1,000 for page 50 of 20).
-    rows = await db.fetch(f"select {ERROR_COLUMNS} from ({page}) e {order}", *args, limit, offset)
+    async with _custom_plans(db) as conn:
+        total = await conn.fetchval(f"select count(*) from ({counted}) e", *args)
+        rows = await conn.fetch(f"select {ERROR_COLUMNS} from ({page}) e {order}", *args, limit, offset)
     return total, rows
 
 
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
     """How many errors of each status match ``query``'s other filters (the list's tabs), each
-    counted along its status's index and at most ``COUNT_LIMIT + 1``."""
+    counted along its status's index and at most ``count_limit(query) + 1``."""
     conditions, args = _filters(project_id, query)
-    where = " and ".join(conditions)
+    where, limit = " and ".join(conditions), count_limit(query) + 1
     counts = " union all ".join(
         f"select '{status}' as status, count(*) from "
-        f"(select from error_tracking_errors e where {where} and e.status = '{status}' limit {COUNT_LIMIT + 1}) e"
+        f"(select from error_tracking_errors e where {where} and e.status = '{status}' limit {limit}) e"
         for status in STATUSES
     )
-    return {r["status"]: r["count"] for r in await db.fetch(counts, *args)}
+    async with _custom_plans(db) as conn:
+        return {r["status"]: r["count"] for r in await conn.fetch(counts, *args)}
 
 
 async def error(db: Executor, project_id: int, error_id: int) -> asyncpg.Record | None:

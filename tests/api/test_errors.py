@@ -276,6 +276,33 @@ async def test_past_ten_thousand_errors_no_total_is_given_as_in_gitlab(api, worl
     assert "last" in parse_link_header(counted.headers["Link"])
 
 
+async def test_a_searched_or_filtered_list_counts_to_a_thousand(api, world, pool) -> None:
+    project = await world.project()
+    await pool.execute(
+        """insert into error_tracking_errors (project_id, fingerprint, name, description, actor, platform,
+                                              first_seen_at, last_seen_at, events_count)
+           select $1, 'fp' || i, 'TimeoutError', 'd', 'a', 'python', $2::timestamptz,
+                  $2::timestamptz - i * interval '1 second', 1
+           from generate_series(1, 1005) i""",
+        project["id"], NOW,
+    )
+    await pool.execute("""insert into error_tracking_error_environments (project_id, environment, error_id)
+                          select project_id, 'dev', id from error_tracking_errors where project_id = $1""",
+                       project["id"])
+    plain = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100"})
+    assert (plain.headers["X-Total"], plain.headers["X-Total-Pages"]) == ("1005", "11")
+    for params in ({"search": "timeout"}, {"environment": "dev"}, {"search": "level:error"}):
+        first = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100", **params})
+        assert len(first.body) == 100 and "X-Total" not in first.headers and "X-Total-Pages" not in first.headers
+        assert set(parse_link_header(first.headers["Link"])) == {"next", "first"}
+        last = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100", "page": "11", **params})
+        assert len(last.body) == 5 and "X-Total" not in last.headers and last.headers["X-Next-Page"] == ""
+    await pool.execute("update error_tracking_errors set status = 'ignored' where project_id = $1"
+                       " and fingerprint in ('fp1', 'fp2', 'fp3', 'fp4', 'fp5', 'fp6')", project["id"])
+    counted = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100", "search": "timeout"})
+    assert (counted.headers["X-Total"], counted.headers["X-Total-Pages"]) == ("999", "10")
+
+
 @pytest.mark.parametrize("how", ["json", "form", "query"])
 async def test_status_may_come_as_json_form_or_query(api, world, pool, how) -> None:
     project = await world.project()

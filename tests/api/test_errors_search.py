@@ -154,3 +154,21 @@ async def test_recent_counts_per_hour_oldest_first(server, pool, shop) -> None:
     hours_back = (now.replace(minute=0, second=0, microsecond=0) - (now - timedelta(hours=2)).replace(
         minute=0, second=0, microsecond=0)) // timedelta(hours=1)
     assert counts[named["A"]][23 - hours_back] >= 1
+
+
+async def test_the_list_is_planned_for_each_search_word_and_sets_nothing_on_the_connection(pool, shop) -> None:
+    """A pooled connection's prepared statement would take one generic plan for every word after
+    five executions; the list's statements are planned for their arguments every time, and only
+    within their own transaction (the writer's statements keep their cached plans)."""
+    tracked, named = shop
+    async with pool.acquire() as conn:
+        for word in ("shop", "cart", "basket", "disk", "shop", "cart", "basket", "disk"):
+            await tracked_errors.list_errors(conn, tracked.project_id, parse_query(word), 20, 0)
+        plans = await conn.fetch(
+            """select generic_plans, custom_plans from pg_prepared_statements
+               where statement like '%error_tracking_error_search%' and statement like 'select count(*)%'""")
+        assert [(r["generic_plans"], r["custom_plans"]) for r in plans] == [(0, 8)]
+        assert await conn.fetchval("show plan_cache_mode") == "auto"
+        assert not conn.is_in_transaction()
+    total, rows = await tracked_errors.list_errors(pool, tracked.project_id, parse_query("cart"), 20, 0)
+    assert (total, [r["id"] for r in rows]) == (1, [named["A"]])

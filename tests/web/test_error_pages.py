@@ -264,6 +264,17 @@ async def test_past_the_count_limit_tabs_read_at_least_and_pages_have_no_last(cl
     assert "<span>Page 1</span>" in page.text and 'rel="next"' in page.text
 
 
+async def test_a_searched_list_counts_to_its_own_lower_limit(client, world, project, monkeypatch):
+    monkeypatch.setattr("app.db.tracked_errors.NARROWED_COUNT_LIMIT", 1)
+    await signed_in(client, world, project, REPORTER)
+    plain = await client.get(LIST)
+    assert re.search(r'Unresolved<span class="n badge">3</span>', plain.text)
+    searched = await client.get(LIST + "?search=shop")
+    assert len(error_ids(searched)) == 2
+    assert re.search(r'Unresolved<span class="n badge">1\+</span>', searched.text)
+    assert re.search(r'Resolved<span class="n badge">0</span>', searched.text)
+
+
 async def test_a_message_error_and_an_error_whose_events_are_gone(client, world, project, pool):
     await signed_in(client, world, project, REPORTER)
     ids = await ids_of(pool, project)
