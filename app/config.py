@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MiB = 1024 * 1024
+DEFAULT_COMMITS_IN_FLIGHT = 4
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 Env = Mapping[str, str]
@@ -116,6 +117,11 @@ def _external_url(env: Env, settings: Mapping[str, Any]) -> str:
     return f"http://{host}:{settings['port']}"
 
 
+def _commits_in_flight(env: Env, settings: Mapping[str, Any]) -> int:
+    # Leaves the pool a connection for the API, the key lookups and readiness.
+    return min(DEFAULT_COMMITS_IN_FLIGHT, settings["db_pool_size"] - 1)
+
+
 def _check_database_url(value: str) -> str | None:
     if urlsplit(value).scheme not in ("postgres", "postgresql"):
         return "expected a postgresql:// URL"
@@ -218,6 +224,11 @@ class Settings:
     batch_max_wait_ms: float = setting("ERRGATE_BATCH_MAX_WAIT_MS", Number(0, 10_000), 5.0,
                                        "how long a batch that starts while the writer is idle waits to fill; "
                                        "batches that queued behind a commit go at once")
+    writer_commits_in_flight: int = setting("ERRGATE_WRITER_COMMITS_IN_FLIGHT", Integer(1, 499),
+                                            Derived(_commits_in_flight),
+                                            "batches committing at once per worker, each on its own pooled "
+                                            "connection (`1`: one at a time); below `ERRGATE_DB_POOL_SIZE`",
+                                            shown="`4`, at most `ERRGATE_DB_POOL_SIZE` − 1")
     max_pending_events: int = setting("ERRGATE_MAX_PENDING_EVENTS", Integer(1, 10_000_000), 20_000,
                                       "events waiting for commit per worker before 429")
     event_retention_days: int = setting("ERRGATE_EVENT_RETENTION_DAYS", Integer(1, 36_500), 90,
@@ -228,6 +239,13 @@ class Settings:
                                                "(the cap may be passed by one batch)")
     sentry_dsn: str | None = setting("SENTRY_DSN", Text(_check_sentry_dsn), None,
                                      "report errgate's own unhandled exceptions to this DSN (see \"Self-reporting\")")
+
+    def __post_init__(self) -> None:
+        if self.writer_commits_in_flight >= self.db_pool_size:
+            raise ConfigError(
+                f"ERRGATE_WRITER_COMMITS_IN_FLIGHT: {self.writer_commits_in_flight} batches in flight need more "
+                f"than ERRGATE_DB_POOL_SIZE={self.db_pool_size} pooled connections; raise the pool or lower this"
+            )
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
