@@ -93,6 +93,7 @@ async def test_sigterm_answers_events_waiting_for_their_batch_then_exits_0(base_
     async with fresh_database(base_database_url) as url:
         async with errgate_process(
             url, scratch_dir / "errgate.log", workers=WORKERS, ERRGATE_BATCH_MAX_WAIT_MS="1500",
+            ERRGATE_WRITER_COMMITS_IN_FLIGHT="4",
         ) as errgate:
             async with new_session() as session:
                 project = await tracked_project_over_http(session, errgate.url)
