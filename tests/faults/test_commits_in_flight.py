@@ -1,7 +1,7 @@
 """Several batches of one worker commit at once: a batch stuck in the database does not hold back
 the others, copies of an event never commit side by side, errors created by a batch in flight
 are not lent to the batches beside it, hot errors locked by concurrent batches never deadlock,
-and every retry is counted in ``errgate_writer_retries_total``.
+closing answers every batch in flight, and every retry is counted in ``errgate_writer_retries_total``.
 
 A row lock held from another connection keeps a batch in the middle of its transaction for as
 long as a test needs.
@@ -56,16 +56,16 @@ async def error_row_held(pool: asyncpg.Pool, event: PendingEvent) -> AsyncIterat
         yield
 
 
-async def until_a_batch_waits_for_a_lock(pool: asyncpg.Pool) -> None:
-    """Until a backend of this database waits for another transaction (a batch, on the held row)."""
+async def until_a_batch_waits_for_a_lock(pool: asyncpg.Pool, batches: int = 1) -> None:
+    """Until ``batches`` backends of this database wait for a lock (the held row, or their turn for it)."""
     async def waiting() -> int:
         return await pool.fetchval(
-            "select count(*) from pg_locks where not granted and locktype = 'transactionid'"
+            "select count(distinct pid) from pg_locks where not granted"
             " and pid in (select pid from pg_stat_activity where datname = current_database())"
         )
 
     async with asyncio.timeout(10):
-        while not await waiting():
+        while await waiting() < batches:
             await asyncio.sleep(0.02)
 
 
@@ -156,6 +156,26 @@ async def test_concurrent_batches_of_the_same_hot_errors_neither_deadlock_nor_re
     assert retries == []
     counts = await error_counts(pool, project_id)
     assert sum(e["events_count"] for e in counts) == 1020 and all(e["events_count"] == e["stored"] for e in counts)
+
+
+async def test_close_answers_every_batch_in_flight_and_queued(pool, project_id) -> None:
+    now = datetime.now(timezone.utc)
+    async with running_writer(pool, commits_in_flight=2) as (writer, retries):
+        first = pending_event(project_id, "draining", now)
+        assert await writer.write(first) is True
+        async with error_row_held(pool, first):
+            in_flight = [asyncio.create_task(writer.write(pending_event(project_id, "draining", now))) for _ in "ab"]
+            await until_a_batch_waits_for_a_lock(pool, batches=2)
+            queued = asyncio.create_task(writer.write(pending_event(project_id, "draining", now)))
+            closing = asyncio.create_task(writer.close())
+            await asyncio.wait([closing], timeout=STUCK_SECONDS)
+            assert not closing.done() and not any(t.done() for t in [*in_flight, queued])
+        await asyncio.wait_for(closing, 10)
+        assert all(t.done() for t in [*in_flight, queued])
+        assert await asyncio.gather(*in_flight, queued) == [True] * 3
+    [error] = await error_counts(pool, project_id)
+    assert (error["events_count"], error["stored"]) == (4, 4)
+    assert retries == []
 
 
 def retries_metric(text: str) -> dict[str, float]:
