@@ -12,7 +12,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Mapping
 
+import asyncpg
 from aiohttp import web
 
 from app import state
@@ -68,19 +70,11 @@ def _invalid_token(description: str) -> HTTPProblem:
     return HTTPProblem(401, {"error": "invalid_token", "error_description": description})
 
 
-async def authenticate(request: web.Request) -> Caller:
-    """The caller of a REST request, or 401; a ``read_api`` token on a write is 403 (GitLab's order)."""
-    cached = request.get(CALLER)
-    if cached is not None:
-        return cached
-    token = token_from_request(request)
-    if not token:
-        raise _unauthorized()
-    digest = token_digest(token)
-    pool = request.app[state.POOL]
-    row = await users.token_with_user(pool, digest)
-    if row is None or not hmac.compare_digest(row["token_digest"], digest):
-        raise _unauthorized()
+def check_token(row: Mapping[str, Any], method: str) -> Caller:
+    """The caller a found token row (``users.token_with_user``'s columns) stands for, or the
+    API's refusal: revoked or expired 401, blocked user 403, a ``read_api`` token on a write 403
+    (GitLab's order). The REST API checks each request's token with it, the web page each
+    request's session token."""
     if row["revoked"]:
         raise _invalid_token("Token has been revoked.")
     if row["expires_at"] is not None and row["expires_at"] <= datetime.now(timezone.utc).date():
@@ -88,7 +82,7 @@ async def authenticate(request: web.Request) -> Caller:
     if row["state"] != "active":
         raise HTTPProblem.gitlab(403, "403 Forbidden - Your account has been blocked.")
     scopes = tuple(row["scopes"])
-    if "api" not in scopes and not (request.method in READ_METHODS and "read_api" in scopes):
+    if "api" not in scopes and not (method in READ_METHODS and "read_api" in scopes):
         raise HTTPProblem(
             403,
             {
@@ -97,9 +91,35 @@ async def authenticate(request: web.Request) -> Caller:
                 "scope": "api",
             },
         )
+    return Caller(row["id"], row["username"], row["is_admin"], scopes, row["token_id"])
+
+
+async def find_token(pool: asyncpg.Pool, token: str) -> asyncpg.Record:
+    """The token's row joined with its user, or 401 when no such token exists."""
+    digest = token_digest(token)
+    row = await users.token_with_user(pool, digest)
+    if row is None or not hmac.compare_digest(row["token_digest"], digest):
+        raise _unauthorized()
+    return row
+
+
+async def note_use(pool: asyncpg.Pool, row: Mapping[str, Any]) -> None:
     if row["last_used_at"] is None or (datetime.now(timezone.utc) - row["last_used_at"]).total_seconds() > 60:
         await users.touch_token(pool, row["token_id"])
-    caller = Caller(row["id"], row["username"], row["is_admin"], scopes, row["token_id"])
+
+
+async def authenticate(request: web.Request) -> Caller:
+    """The caller of a REST request, or 401; a ``read_api`` token on a write is 403 (GitLab's order)."""
+    cached = request.get(CALLER)
+    if cached is not None:
+        return cached
+    token = token_from_request(request)
+    if not token:
+        raise _unauthorized()
+    pool = request.app[state.POOL]
+    row = await find_token(pool, token)
+    caller = check_token(row, request.method)
+    await note_use(pool, row)
     request[CALLER] = caller
     return caller
 

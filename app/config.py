@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import urlsplit
 
+from app.cores import default_workers
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MiB = 1024 * 1024
+MAX_WORKERS = 64
 DEFAULT_COMMITS_IN_FLIGHT = 4
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -117,6 +120,10 @@ def _external_url(env: Env, settings: Mapping[str, Any]) -> str:
     return f"http://{host}:{settings['port']}"
 
 
+def _usable_cores(env: Env, settings: Mapping[str, Any]) -> int:
+    return min(default_workers(), MAX_WORKERS)
+
+
 def _commits_in_flight(env: Env, settings: Mapping[str, Any]) -> int:
     # Leaves the pool a connection for the API, the key lookups and readiness.
     return min(DEFAULT_COMMITS_IN_FLIGHT, settings["db_pool_size"] - 1)
@@ -177,15 +184,20 @@ class Settings:
     external_url: str = setting("ERRGATE_EXTERNAL_URL", Text(_check_external_url), Derived(_external_url),
                                 "base URL of DSNs and `Link` headers (a path prefix is kept)", shown="`http://{host}:{port}`")
     data_dir: Path = setting("ERRGATE_DATA_DIR", Directory(), Derived(_data_dir),
-                             "embedded PostgreSQL data (only without `DATABASE_URL`)",
+                             "embedded PostgreSQL data (only without `DATABASE_URL`); with several workers, "
+                             "their metrics files (`metrics-{host}-{port}`)",
                              shown="`$XDG_DATA_HOME/errgate`, else `~/.local/share/errgate`")
     root_token: str | None = setting("ERRGATE_ROOT_TOKEN", Text(_check_root_token), None,
                                      "makes sure an administrator `root` with this token exists; a new value revokes the old one's token")
+    session_hours: float = setting("ERRGATE_SESSION_HOURS", Number(0.01, 8760), 168.0,
+                                   "a sign-in to the web page lasts this long (one week, GitLab's default); "
+                                   "signing out, or revoking its token, ends it sooner")
     log_level: str = setting("ERRGATE_LOG_LEVEL", OneOf(LOG_LEVELS), "info", "`debug`, `info`, `warning`, `error`, `critical`")
     metrics_port: int | None = setting("ERRGATE_METRICS_PORT", Integer(1, 65535), None,
                                        "serve `/metrics` on this port instead of the main one")
-    workers: int = setting("ERRGATE_WORKERS", Integer(1, 64), 1,
-                           "worker processes sharing the port (SO_REUSEPORT); `errgate serve --workers N`")
+    workers: int = setting("ERRGATE_WORKERS", Integer(1, MAX_WORKERS), Derived(_usable_cores),
+                           "worker processes sharing the port (SO_REUSEPORT); `errgate serve --workers N`",
+                           shown="number of usable cores (cgroup quota respected)")
     shutdown_grace_seconds: float = setting("ERRGATE_SHUTDOWN_GRACE_SECONDS", Number(0, 3600), 20.0,
                                             "on SIGTERM, how long in-flight requests may take")
     # The HTTP connection layer (app/protocol.py).

@@ -1,17 +1,36 @@
-"""Prometheus metrics of one errgate process (prometheus-client), kept in a registry per application.
+"""Prometheus metrics of errgate (prometheus-client): one registry per process, or the whole process group's.
 
 Served at ``/metrics`` on the main port, or on ``ERRGATE_METRICS_PORT`` when set. With several
-worker processes each worker has its own registry; scrape each pod's workers through the
-main port (any worker answers with its own view) or run one worker per pod (the Kubernetes
-default), which is what the manifests do.
+workers (app.workers), any worker answers for all of them through prometheus-client's
+multiprocess mode, its documented way for pre-forked servers: the supervisor names a directory in
+``PROMETHEUS_MULTIPROC_DIR`` before the workers start (prometheus-client chooses at import where
+values live), each worker writes its values to its own files there, a scrape merges the files,
+and the supervisor removes a dead worker's live gauges. Counters and histograms are summed over
+every worker that ever ran; gauges here are per-process quantities, so they are summed over the live workers
+(``livesum``), and sampled ones (pending events, pool, decoded bytes) are refreshed every
+SAMPLE_SECONDS by each worker and at once by the one answering.
+
+A single process keeps the plain in-memory registry: nothing to merge, no files, sampled gauges
+read at each scrape, and each increment stays a locked float addition instead of a write to a
+memory-mapped file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# prometheus-client reads this variable when it is imported, hence set before the workers start.
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+SAMPLE_SECONDS = 1.0
 
 KNOWN_ITEM_TYPES = frozenset(
     {
@@ -32,9 +51,19 @@ MAX_REMEMBERED_CHILDREN = 1024
 
 
 class Metrics:
+    """Every metric of one process; a new one is one declaration in ``__init__``, with ``registry=r``
+    (a gauge also with ``multiprocess_mode``, see the module's docstring)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_VARIABLE) or None
+        self._exposed = self.registry
+        if self.multiprocess_dir:
+            # The metrics above stay out of it: their values come from the files, every worker's.
+            self._exposed = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._exposed, self.multiprocess_dir)
+        self._sampled: list[tuple[Gauge, Callable[[], float]]] = []
         self.requests = Counter("errgate_http_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r)
         self.latency = Histogram(
             "errgate_http_request_duration_seconds", "HTTP request latency by route", ["route"], registry=r,
@@ -66,14 +95,24 @@ class Metrics:
             "errgate_writer_retries", "Batches written again, by reason (deadlock, serialization, stale_error)",
             ["reason"], registry=r,
         )
-        self.queue_depth = Gauge("errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r)
-        self.pool_in_use = Gauge("errgate_db_pool_connections_in_use", "Database connections in use", registry=r)
-        self.pool_size = Gauge("errgate_db_pool_connections", "Database connections open", registry=r)
+        self.queue_depth = Gauge(
+            "errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.pool_in_use = Gauge(
+            "errgate_db_pool_connections_in_use", "Database connections in use", registry=r, multiprocess_mode="livesum"
+        )
+        self.pool_size = Gauge(
+            "errgate_db_pool_connections", "Database connections open", registry=r, multiprocess_mode="livesum"
+        )
         self.decoded_in_flight = Gauge(
             "errgate_ingest_decoded_bytes_in_flight",
-            "Decoded request bytes held by collector requests (at most ERRGATE_MAX_INFLIGHT_BYTES)", registry=r,
+            "Decoded request bytes held by collector requests (at most ERRGATE_MAX_INFLIGHT_BYTES per worker)",
+            registry=r, multiprocess_mode="livesum",
         )
-        self.connections_open = Gauge("errgate_connections_open", "Client connections held by this process", registry=r)
+        self.connections_open = Gauge(
+            "errgate_connections_open", "Client connections held", registry=r, multiprocess_mode="livesum"
+        )
         self.connections_timed_out = Counter(
             "errgate_connections_timed_out",
             "Client connections closed by a timeout: request head too slow, body stalled, idle keep-alive",
@@ -148,10 +187,51 @@ class Metrics:
         self, decoded_in_flight: Callable[[], float], queue_depth: Callable[[], float],
         pool_in_use: Callable[[], float], pool_size: Callable[[], float],
     ) -> None:
-        self.decoded_in_flight.set_function(decoded_in_flight)
-        self.queue_depth.set_function(queue_depth)
-        self.pool_in_use.set_function(pool_in_use)
-        self.pool_size.set_function(pool_size)
+        """Gauges read from their sources: at each collection of this process's registry, and by
+        :meth:`sample` into the files of the multiprocess mode (which ignores ``set_function``)."""
+        self._sampled = [
+            (self.decoded_in_flight, decoded_in_flight), (self.queue_depth, queue_depth),
+            (self.pool_in_use, pool_in_use), (self.pool_size, pool_size),
+        ]
+        for gauge, source in self._sampled:
+            gauge.set_function(source)
+
+    def sample(self) -> None:
+        for gauge, source in self._sampled:
+            gauge.set(source())
+
+    async def keep_sampled(self) -> None:
+        """Refresh the sampled gauges every SAMPLE_SECONDS, for scrapes answered by another worker."""
+        while True:
+            self.sample()
+            await asyncio.sleep(SAMPLE_SECONDS)
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if self.multiprocess_dir:
+            self.sample()
+        return generate_latest(self._exposed), CONTENT_TYPE_LATEST
+
+
+def workers_directory(data_dir: Path, host: str, port: int) -> Path:
+    """Where the workers listening on ``host:port`` keep their metrics files: one errgate at a time
+    can listen there, so the directory is this start's alone."""
+    return data_dir / re.sub(r"[^\w.-]", "_", f"metrics-{host or 'any'}-{port}")
+
+
+@contextlib.contextmanager
+def workers_metrics(directory: Path) -> Iterator[Path]:
+    """``directory`` made empty (a start killed before its end left files) and named in
+    ``PROMETHEUS_MULTIPROC_DIR`` for the processes started inside the block; removed at its end."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROCESS_VARIABLE] = str(directory)
+    try:
+        yield directory
+    finally:
+        del os.environ[MULTIPROCESS_VARIABLE]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def worker_exited(directory: Path, pid: int) -> None:
+    """Drop the live gauges of a worker that exited; its counters stay in the sums."""
+    multiprocess.mark_process_dead(pid, str(directory))

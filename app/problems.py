@@ -82,12 +82,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = _HTTP_MESSAGES.get(exc.status, f"{exc.status} {exc.reason}")
         return json_response({"message": message}, exc.status, {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
     except Exception as exc:
-        if client_went_away(request, exc):
-            # Not errgate's fault (a client that hung up mid-body), and nobody reads the answer.
-            log.info("client disconnected", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
-            return json_response({"message": "499 Client Closed Request"}, CLIENT_CLOSED_REQUEST)
-        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
-        return json_response({"message": "500 Internal Server Error"}, 500)
+        status = log_unexpected(request, exc)
+        message = "499 Client Closed Request" if status == CLIENT_CLOSED_REQUEST else "500 Internal Server Error"
+        return json_response({"message": message}, status)
+
+
+def log_unexpected(request: web.Request, exc: Exception) -> int:
+    """Log an exception no handler expected, once, with the request id (call it from an
+    ``except`` block); returns the status to answer: 500, or 499 when the client went away.
+    The web page's HTML errors (app/web/failures.py) log through it too."""
+    if client_went_away(request, exc):
+        # Not errgate's fault (a client that hung up mid-body), and nobody reads the answer.
+        log.info("client disconnected", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
+        return CLIENT_CLOSED_REQUEST
+    log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID), "route": request.path})
+    return 500
 
 
 def client_went_away(request: web.Request, exc: Exception) -> bool:

@@ -15,6 +15,7 @@ import signal
 from aiohttp import web
 
 from app import headers, health, state, selfreport
+from app import web as web_page
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
 from app.startup import database_ctx
@@ -23,6 +24,7 @@ from app.ingest.routes import setup_routes as setup_ingest_routes
 from app.ingest.service import ingest_ctx
 from app.metrics import Metrics
 from app.observe import observe_middleware
+from app.web.failures import page_middleware
 from app.protocol import Runner, ensure_file_descriptors
 
 log = logging.getLogger("errgate.server")
@@ -41,7 +43,7 @@ CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [observe_middleware, error_middleware]
+    middlewares = [observe_middleware, error_middleware, page_middleware]
     if settings.sentry_dsn:
         middlewares.append(selfreport.middleware(settings.sentry_dsn))
     app = web.Application(middlewares=middlewares, client_max_size=CLIENT_MAX_SIZE)
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     health.setup_routes(app, with_metrics=settings.metrics_port is None)
     setup_api_routes(app)
     setup_ingest_routes(app)
+    web_page.setup(app)
     return app
 
 
@@ -122,6 +125,8 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings)
     ensure_file_descriptors(settings)
     runners = await start_sites(app, settings)
+    metrics = app[state.METRICS]
+    sampling = asyncio.create_task(metrics.keep_sampled()) if metrics.multiprocess_dir else None
     tune_garbage_collector()
     log.info("errgate listening", extra={"host": settings.host, "port": settings.port})
     stop = asyncio.Event()
@@ -131,4 +136,6 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("draining", extra={"grace_seconds": settings.shutdown_grace_seconds})
     await stop_sites(app, runners)
+    if sampling:
+        sampling.cancel()
     log.info("stopped")

@@ -5,11 +5,14 @@ that either mistake stops the start with one line naming the variable (not one t
 The embedded PostgreSQL, when used, is started once by the parent so that workers only connect to it.
 Self-reporting (``SENTRY_DSN``) is started in each serving process: sentry-sdk's client and its
 sending thread belong to one process.
+With several workers the parent gives them a directory for their metrics files (app.metrics),
+drops a worker's live gauges when it exits, and removes the directory when the last one has.
 Each process runs on uvloop, which roughly halves the event loop's CPU cost per request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import multiprocessing
@@ -17,12 +20,15 @@ import os
 import signal
 import socket
 import sys
+from multiprocessing.connection import wait
+from pathlib import Path
 
 import uvloop
 
 from app.config import ConfigError, Settings
 from app.db.pool import check_database, database_url
 from app.logs import setup_logging
+from app.metrics import worker_exited, workers_directory, workers_metrics
 from app.selfreport import init_self_reporting
 from app.server import serve
 
@@ -72,9 +78,23 @@ def serve_forever(settings: Settings, workers: int) -> int:
     if workers <= 1:
         _run(settings)  # opening its pool names DATABASE_URL in one line when it cannot connect
         return 0
-    # Checked once here, so that N workers do not each print the same failure.
-    check_database(settings.database_url)
     settings = dataclasses.replace(settings, workers=workers)
+    directory = workers_directory(settings.data_dir, settings.host, settings.port)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(workers_metrics(directory))
+        except OSError as exc:
+            raise ConfigError(
+                f"ERRGATE_DATA_DIR: cannot make {directory} for the workers' metrics ({exc.strerror or exc}); "
+                "set ERRGATE_DATA_DIR to a writable directory"
+            ) from None
+        # Checked once here, so that N workers do not each print the same failure.
+        check_database(settings.database_url)
+        return _supervise(settings, workers, directory)
+
+
+def _supervise(settings: Settings, workers: int, metrics_directory: Path) -> int:
+    """Start the workers, forward SIGTERM and SIGINT to them, and wait until every one has exited."""
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker, args=(settings,), name=f"errgate-worker-{i}") for i in range(workers)]
     for process in processes:
@@ -90,8 +110,12 @@ def serve_forever(settings: Settings, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
+    running = {process.sentinel: process for process in processes}
+    while running:
+        for sentinel in wait(list(running)):
+            process = running.pop(sentinel)
+            process.join()
+            worker_exited(metrics_directory, process.pid)
     return 0 if all(p.exitcode == 0 for p in processes) else 1
 
 

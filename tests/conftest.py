@@ -40,7 +40,7 @@ ROOT_TOKEN = "glpat-test-root-token-0123456789"
 CLEANUP = "delete from projects; delete from users;"
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     """The same server (TCP or Unix socket in ``?host=``), another database."""
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
@@ -93,7 +93,7 @@ async def fresh_database(base_url: str, prefix: str = "errgate_test", keep: bool
     async with connect(base_url) as admin:
         await admin.execute(f'create database "{name}"')
     try:
-        yield _with_database(base_url, name)
+        yield with_database(base_url, name)
     finally:
         if not keep:
             async with connect(base_url) as admin:

@@ -113,7 +113,8 @@ async def errgate_process(
     ready_timeout: float = READY_TIMEOUT_SECONDS, **env: str,
 ) -> AsyncIterator[ErrgateProcess]:
     """Start errgate on loopback against ``database_url`` (settings: ``env``), wait for readiness,
-    kill it and its workers on exit."""
+    kill it and its workers on exit. One worker unless ``workers`` or ``ERRGATE_WORKERS`` says
+    otherwise (the default, one per core, would make a test depend on the machine)."""
     port = port or free_port()
     args = [sys.executable, "-m", "app", "serve"]
     if workers is not None:
@@ -121,7 +122,7 @@ async def errgate_process(
     full_env = errgate_env(
         DATABASE_URL=database_url, ERRGATE_HOST="127.0.0.1", ERRGATE_PORT=str(port),
         ERRGATE_ROOT_TOKEN=ROOT_TOKEN, ERRGATE_LOG_LEVEL="warning",
-        ERRGATE_DATA_DIR=str(log_path.parent / "errgate-data"), PYTHONUNBUFFERED="1",
+        ERRGATE_DATA_DIR=str(log_path.parent / "errgate-data"), PYTHONUNBUFFERED="1", ERRGATE_WORKERS="1",
     )
     full_env.update(env)
     with open(log_path, "ab") as log_file:

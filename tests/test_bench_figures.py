@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from tests.bench.figures import ceiling_figures, cpu_figures, wal_figures
+from app.config import Settings
+
+from tests.bench.figures import ceiling_figures, cpu_figures, percentile_ms, wal_figures
 from tests.bench.options import parse_args
 from tests.bench.processes import parse_cpus
 
@@ -53,3 +55,14 @@ def test_preload_hours_must_stay_within_the_default_retention() -> None:
     for outside in ("0", "2161"):
         with pytest.raises(SystemExit):
             parse_args(["--preload-hours", outside])
+
+
+def test_percentiles_in_milliseconds() -> None:
+    ordered = [i / 1000 for i in range(1, 101)]  # 1 ms to 100 ms
+    assert (percentile_ms(ordered, 0.50), percentile_ms(ordered, 0.95), percentile_ms(ordered, 1.0)) == (51.0, 96.0, 100.0)
+    assert percentile_ms([], 0.95) == 0.0
+
+
+def test_workers_default_to_errgates_own_default() -> None:
+    assert parse_args([]).workers == Settings.from_env().workers
+    assert parse_args(["--workers", "3"]).workers == 3

@@ -171,6 +171,7 @@ async def test_a_start_that_cannot_work_stops_with_one_line_naming_the_variable(
             ("ERRGATE_METRICS_PORT", ["serve"], {"ERRGATE_METRICS_PORT": busy_port}),
             ("ERRGATE_HOST", ["serve"], {"ERRGATE_HOST": "nosuchhost.invalid"}),
             ("ERRGATE_DATA_DIR", ["serve"], {"DATABASE_URL": "", "ERRGATE_DATA_DIR": str(not_a_directory)}),
+            ("ERRGATE_DATA_DIR", ["serve", "--workers", "2"], {"ERRGATE_DATA_DIR": str(not_a_directory)}),
         ]
         base = errgate_env(DATABASE_URL=CLOSED, ERRGATE_DATA_DIR=str(tmp_path), ERRGATE_PORT=str(free_port()))
         runs = await asyncio.gather(*(errgate(*args, env={**base, **env}) for _, args, env in cases))

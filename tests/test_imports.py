@@ -15,6 +15,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Parsing, grouping and summarising an event, and building a DSN: no I/O, so no asyncpg and no aiohttp.web.
 PURE_MODULES = (
     "app.api.pagination",
+    "app.cores",
     "app.dsn",
     "app.ids",
     "app.ingest.body",
@@ -26,6 +27,14 @@ PURE_MODULES = (
     "app.ingest.payload",
     "app.ingest.rejection",
     "app.ingest.summary",
+    "app.search_query",
+    "app.web.event_view",
+    "app.web.format",
+    "app.web.highlight",
+    "app.web.paths",
+    "app.web.payload_values",
+    "app.web.request_view",
+    "app.web.stack_view",
 )
 IMPURE = ("asyncpg", "aiohttp.web")
 

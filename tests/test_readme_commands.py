@@ -96,7 +96,8 @@ async def test_walk_through_starts_errgate_and_the_cli_example_follows(base_data
     cwd = checkout_with_this_venv(tmp_path)
     port = free_port()
     async with fresh_database(base_database_url, "errgate_readme") as url:
-        env = errgate_env(DATABASE_URL=url, ERRGATE_PORT=str(port))
+        # The errgate the block starts keeps its workers' metrics files under the data directory.
+        env = errgate_env(DATABASE_URL=url, ERRGATE_PORT=str(port), ERRGATE_DATA_DIR=str(tmp_path / "data"))
         async with pasted(WALK_THROUGH, cwd, env) as run:
             check_walk_through(run, port)
             assert (cwd / "errgate.log").exists(), "nothing answered, so the block starts errgate"

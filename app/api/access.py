@@ -35,10 +35,15 @@ def project_not_found() -> HTTPProblem:
 
 
 async def project_access(request: web.Request, min_level: int) -> ProjectAccess:
-    caller = await authenticate(request)
     # aiohttp has decoded the path once (group%2Fsub%2Fapp is group/sub/app here); decoding it
     # again would make group%252Fapp name group/app.
-    ref = parse_ref(request.match_info["id"])
+    return await access_to(request, parse_ref(request.match_info["id"]), min_level)
+
+
+async def access_to(request: web.Request, ref: int | str, min_level: int) -> ProjectAccess:
+    """The caller's access to the project ``ref`` (id or path), or 404 (no such project, not a
+    member) or 403 (below ``min_level``). The web page calls it with the path of its URL."""
+    caller = await authenticate(request)
     if isinstance(ref, str) and "\x00" in ref:  # PostgreSQL text cannot hold NUL
         raise project_not_found()
     row = await projects.project_for_user(request.app[state.POOL], ref, caller.user_id)

@@ -115,3 +115,25 @@ async def update_member(db: Executor, project_id: int, user_id: int, access_leve
 async def remove_member(db: Executor, project_id: int, user_id: int) -> bool:
     status = await db.execute("delete from members where project_id = $1 and user_id = $2", project_id, user_id)
     return status.endswith(" 1")
+
+
+async def projects_with_unresolved(
+    db: Executor, user_id: int, all_projects: bool, min_level: int, limit: int, offset: int
+) -> tuple[int, list[asyncpg.Record]]:
+    """The web page's projects: those where the user has ``min_level`` or above (all of them for
+    an administrator), by path, each with its count of unresolved errors (an index-only count on
+    the errors' (project_id, status, …) index)."""
+    visible = "true" if all_projects else (
+        "exists (select 1 from members m where m.project_id = p.id and m.user_id = $1 and m.access_level >= $2)"
+    )
+    where = f"{visible} and $1::bigint is not null and $2::int is not null"
+    total = await db.fetchval(f"select count(*) from projects p where {where}", user_id, min_level)
+    rows = await db.fetch(
+        f"""select {PROJECT_COLUMNS},
+                   (select count(*) from error_tracking_errors e
+                    where e.project_id = p.id and e.status = 'unresolved') as unresolved
+            from projects p where {where}
+            order by lower(p.path_with_namespace) limit $3 offset $4""",
+        user_id, min_level, limit, offset,
+    )
+    return total, rows

@@ -18,6 +18,7 @@ counted against the caller's budget (``reserve``) as soon as it is decoded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -64,6 +65,8 @@ Offload = Callable[..., Awaitable[Any]]
 """``offload(function, *args)`` runs ``function(*args)`` in a thread: :func:`asyncio.to_thread`'s shape."""
 
 
+# Clients send a handful of distinct values: each is parsed once (a refused one every time).
+@functools.lru_cache(maxsize=64)
 def parse_content_encoding(value: str | None) -> tuple[str, ...]:
     """The codings of a Content-Encoding header in the order they were applied (lowercased).
 
@@ -239,6 +242,8 @@ class BodyReader:
             )
         if not self._decoders:
             return iter((chunk,))
+        if len(self._decoders) == 1:  # what clients send: no generator around the decoder's own
+            return self._decoders[0].feed(chunk)
         return _decode(self._decoders, 0, chunk)
 
     def _finish(self) -> None:
@@ -393,6 +398,8 @@ class _BrotliDecoder(_Decoder):
             data = b""
             if out:
                 yield self._emit(out)
+                if decompressor.is_finished():  # the stream's end, all its output taken: no call to drain
+                    return
             # can_accept_more_data() turns true while output may still be pending, so drain
             # until a call produces nothing.
             elif decompressor.can_accept_more_data() or decompressor.is_finished():

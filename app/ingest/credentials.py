@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from typing import Mapping
 from urllib.parse import urlsplit
 
 from app.ingest.rejection import Rejection
 
 
+# An SDK sends the same X-Sentry-Auth (or dsn) on every request, and a replica serves a few SDKs:
+# each distinct value is parsed once.
+@functools.lru_cache(maxsize=256)
 def parse_sentry_auth(value: str) -> str | None:
     """``Sentry sentry_key=abc, sentry_version=7`` → ``abc`` (prefix case-insensitive, any spacing)."""
     text = value.strip()
@@ -64,6 +68,11 @@ def key_from_dsn(dsn: object) -> str | None:
     """The public key (user part) of an envelope header's ``dsn``."""
     if not isinstance(dsn, str):
         return None
+    return _dsn_user(dsn)
+
+
+@functools.lru_cache(maxsize=256)
+def _dsn_user(dsn: str) -> str | None:
     try:
         return urlsplit(dsn).username or None
     except ValueError:

@@ -34,21 +34,26 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvelopeHeader:
+    headers: dict
+    event_id: str | None  # the header's event_id as 32 lowercase hex digits, or None when absent
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     headers: dict
     items: tuple[Item, ...]
-
-    @property
-    def event_id(self) -> str | None:
-        """The envelope header's event_id as 32 lowercase hex digits, or None when absent."""
-        return normalize_event_id(self.headers.get("event_id"))
+    event_id: str | None  # as in EnvelopeHeader
 
 
-def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = None) -> Envelope:
+def parse_envelope(
+    body: bytes, *, max_item_bytes: Mapping[str, int] | None = None, header: EnvelopeHeader | None = None
+) -> Envelope:
     """Split ``body`` into the envelope header and its items.
 
     ``max_item_bytes`` maps an item type to its largest accepted payload; types not in it are
-    not limited here (the decoded body limit still applies).
+    not limited here (the decoded body limit still applies). ``header``: what
+    :func:`parse_envelope_header` made of the body's first line, when the caller read it already.
     """
     if not body or body.isspace():
         raise Rejection(400, "empty envelope", ["the request body is empty"])
@@ -56,7 +61,8 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
     end = body.find(b"\n")
     if end < 0:
         end = size
-    headers = parse_envelope_header(body[:end])
+    if header is None:
+        header = parse_envelope_header(body[:end])
 
     items: list[Item] = []
     event_index = 0
@@ -112,18 +118,18 @@ def parse_envelope(body: bytes, *, max_item_bytes: Mapping[str, int] | None = No
                 raise _invalid(f"more than one event item (items {event_index} and {index})")
             event_index = index
         items.append(Item(item_type, item_headers, body[start:stop]))
-    return Envelope(headers, tuple(items))
+    return Envelope(header.headers, tuple(items), header.event_id)
 
 
-def parse_envelope_header(line: bytes) -> dict:
+def parse_envelope_header(line: bytes) -> EnvelopeHeader:
     """The envelope header from its line (the body up to its first newline): a JSON object
     whose ``event_id``, when present, is valid."""
     headers = _load_header(line, "envelope header")
     try:
-        _parse_event_id(headers.get("event_id"))
+        event_id = _parse_event_id(headers.get("event_id"))
     except ValueError as exc:
         raise _invalid(f"envelope header {exc}") from None
-    return headers
+    return EnvelopeHeader(headers, event_id)
 
 
 def normalize_event_id(value: object) -> str | None:

@@ -1,7 +1,8 @@
 """Event fields: tolerant accessors for the parts of an event that grouping and the summary both read.
 
 Both agree on what "the primary exception", "the crashing stack" and "the log message" are
-because both read them here. A field that is missing, null or of the wrong type is absent;
+because both read them here; the ingest path reads them once per event (:func:`read_fields`)
+and hands the result to both. A field that is missing, null or of the wrong type is absent;
 nothing here raises on garbage. Long lists and texts are read only as far as Relay or Sentry
 keep them (the caps below), so that the work per event stays bounded whatever its size; the
 stored payload is not trimmed.
@@ -15,6 +16,7 @@ __all__ = [
     "MAX_EXCEPTIONS",
     "MAX_FRAMES",
     "MAX_MESSAGE_CHARS",
+    "EventFields",
     "LogEntry",
     "crash_frames",
     "exception_value",
@@ -23,6 +25,7 @@ __all__ = [
     "in_app_or_all",
     "log_entry",
     "primary_exception",
+    "read_fields",
     "stacktrace_frames",
     "text_or_none",
     "text_prefix",
@@ -45,6 +48,16 @@ class LogEntry(NamedTuple):
     template: str | None
     formatted: str | None
     params: object
+
+
+class EventFields(NamedTuple):
+    """What grouping and the summary both read of one event, read once (see :func:`read_fields`)."""
+
+    exception: dict[str, Any] | None  # primary_exception()
+    exception_value: str | None  # exception_value() of that exception
+    crash_frames: list[dict[str, Any]]  # crash_frames()
+    app_frames: list[dict[str, Any]]  # in_app_or_all() of those frames
+    log_entry: LogEntry | None  # log_entry()
 
 
 def text_or_none(value: object) -> str | None:
@@ -113,7 +126,10 @@ def fallback_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 def crash_frames(event: dict[str, Any]) -> list[dict[str, Any]]:
     """The frames of the crashing stack: the primary exception's, else the fallbacks."""
-    exception = primary_exception(event)
+    return _crash_frames(event, primary_exception(event))
+
+
+def _crash_frames(event: dict[str, Any], exception: dict[str, Any] | None) -> list[dict[str, Any]]:
     frames = stacktrace_frames(exception.get("stacktrace")) if exception else []
     return frames or fallback_frames(event)
 
@@ -142,3 +158,11 @@ def log_entry(event: dict[str, Any]) -> LogEntry | None:
     """The event's log message: ``logentry`` first, then ``message``; a string or an object.
     Template and formatted message are cut to :data:`MAX_MESSAGE_CHARS`."""
     return _log_entry_from(event.get("logentry")) or _log_entry_from(event.get("message"))
+
+
+def read_fields(event: dict[str, Any]) -> EventFields:
+    """The shared fields of ``event`` in one pass: each accessor above, applied once."""
+    exception = primary_exception(event)
+    frames = _crash_frames(event, exception)
+    value = exception_value(exception) if exception else None
+    return EventFields(exception, value, frames, in_app_or_all(frames), log_entry(event))

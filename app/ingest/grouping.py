@@ -21,16 +21,7 @@ import math
 import re
 from typing import Any
 
-from app.ingest.fields import (
-    exception_value,
-    fallback_frames,
-    in_app_or_all,
-    log_entry,
-    primary_exception,
-    stacktrace_frames,
-    text_or_none,
-    text_prefix,
-)
+from app.ingest.fields import EventFields, read_fields, text_or_none, text_prefix
 
 __all__ = [
     "FINGERPRINT_LENGTH",
@@ -183,7 +174,7 @@ def _frame_location(frame: dict[str, Any]) -> str | None:
 
 def _frame_components(frames: list[dict[str, Any]]) -> list[str]:
     components: list[str] = []
-    for frame in in_app_or_all(frames):
+    for frame in frames:
         location = _frame_location(frame)
         function = _frame_function(frame)
         if location is None and function is None:
@@ -193,42 +184,44 @@ def _frame_components(frames: list[dict[str, Any]]) -> list[str]:
     return components
 
 
-def _stacktrace_components(event: dict[str, Any]) -> list[str]:
+def _stacktrace_components(fields: EventFields) -> list[str]:
     """Exception type plus (location, function) of each contributing frame; lines ignored."""
-    exception = primary_exception(event)
+    exception = fields.exception
     if exception is None:
         return []
-    frames = stacktrace_frames(exception.get("stacktrace")) or fallback_frames(event)
-    frame_components = _frame_components(frames)
+    frame_components = _frame_components(fields.app_frames)
     if not frame_components:
         return []
     return ["stack", "type:" + (_exception_type(exception) or ""), *frame_components]
 
 
-def _exception_value_components(event: dict[str, Any]) -> list[str]:
-    exception = primary_exception(event)
+def _exception_value_components(fields: EventFields) -> list[str]:
+    exception = fields.exception
     if exception is None:
         return []
     kind = _exception_type(exception)
-    value = exception_value(exception)
+    value = fields.exception_value
     if kind is None and value is None:
         return []
     return ["exception", "type:" + (kind or ""), "value:" + normalise_text(value or "")]
 
 
-def _message_components(event: dict[str, Any]) -> list[str]:
-    entry = log_entry(event)
+def _message_components(fields: EventFields) -> list[str]:
+    entry = fields.log_entry
     if entry is None:
         return []
     return ["message", "msg:" + normalise_text(entry.template or entry.formatted or "")]
 
 
-def default_components(event: dict[str, Any]) -> list[str]:
-    """Sentry's default grouping: stack trace, else exception type and value, else message."""
+def default_components(event: dict[str, Any], fields: EventFields | None = None) -> list[str]:
+    """Sentry's default grouping: stack trace, else exception type and value, else message.
+    ``fields``: :func:`~app.ingest.fields.read_fields` of ``event``, when the caller has them."""
+    if fields is None:
+        fields = read_fields(event)
     return (
-        _stacktrace_components(event)
-        or _exception_value_components(event)
-        or _message_components(event)
+        _stacktrace_components(fields)
+        or _exception_value_components(fields)
+        or _message_components(fields)
         or ["nothing"]
     )
 
@@ -257,7 +250,7 @@ def _custom_fingerprint(event: dict[str, Any]) -> list[str]:
     return [text for text in map(_fingerprint_entry, raw[:MAX_FINGERPRINT_ENTRIES]) if text is not None]
 
 
-def _fingerprint_runs(entries: list[str], event: dict[str, Any]) -> list[list[str]]:
+def _fingerprint_runs(entries: list[str], event: dict[str, Any], fields: EventFields | None) -> list[list[str]]:
     """Each entry tagged ``fp:``; ``{{ default }}`` expands in place, so ``["{{ default }}"]``
     alone groups exactly like no fingerprint at all (as in Sentry). Every expansion is the same
     list, computed once."""
@@ -266,26 +259,26 @@ def _fingerprint_runs(entries: list[str], event: dict[str, Any]) -> list[list[st
     for entry in entries:
         if _DEFAULT_PLACEHOLDER.fullmatch(entry.strip()):
             if default is None:
-                default = default_components(event)
+                default = default_components(event, fields)
             runs.append(default)
         else:
             runs.append(["fp:" + entry])
     return runs
 
 
-def _component_runs(event: dict[str, Any]) -> list[list[str]]:
+def _component_runs(event: dict[str, Any], fields: EventFields | None) -> list[list[str]]:
     """The components in runs: one per fingerprint entry, or the default grouping alone."""
     if not isinstance(event, dict):
         return [["nothing"]]
     entries = _custom_fingerprint(event)
     if entries:
-        return _fingerprint_runs(entries, event)
-    return [default_components(event)]
+        return _fingerprint_runs(entries, event, fields)
+    return [default_components(event, fields)]
 
 
-def grouping_components(event: dict[str, Any]) -> list[str]:
+def grouping_components(event: dict[str, Any], fields: EventFields | None = None) -> list[str]:
     """The ordered, kind-tagged components that identify the event's group."""
-    return [component for run in _component_runs(event) for component in run]
+    return [component for run in _component_runs(event, fields) for component in run]
 
 
 def _encoded(components: list[str]) -> bytes:
@@ -298,9 +291,12 @@ def _encoded(components: list[str]) -> bytes:
     return b"".join(parts)
 
 
+_VERSIONED_SHA256 = hashlib.sha256(GROUPING_VERSION.encode())  # copied per event: cheaper than a new one
+
+
 def _digest(runs: list[list[str]]) -> str:
     """sha256 over the encoded components of every run; a run that repeats is encoded once."""
-    hasher = hashlib.sha256(GROUPING_VERSION.encode())
+    hasher = _VERSIONED_SHA256.copy()
     encoded_runs: dict[int, bytes] = {}
     for run in runs:
         encoded = encoded_runs.get(id(run))
@@ -310,6 +306,7 @@ def _digest(runs: list[list[str]]) -> str:
     return hasher.hexdigest()[:FINGERPRINT_LENGTH]
 
 
-def fingerprint_for(event: dict[str, Any]) -> str:
-    """The stable hex fingerprint of the group ``event`` belongs to."""
-    return _digest(_component_runs(event))
+def fingerprint_for(event: dict[str, Any], fields: EventFields | None = None) -> str:
+    """The stable hex fingerprint of the group ``event`` belongs to; ``fields`` as for
+    :func:`default_components`."""
+    return _digest(_component_runs(event, fields))

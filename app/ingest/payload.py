@@ -192,8 +192,9 @@ def _int(text: str) -> int | float | None:
 
 def _nests_too_deep(payload: bytes, value: Any) -> bool:
     """Whether containers nest more than :data:`MAX_DEPTH` levels in ``value``, parsed from ``payload``."""
-    # Fewer brackets than the limit (counting those inside strings too) cannot nest too deep.
-    if payload.count(b"{") + payload.count(b"[") <= MAX_DEPTH:
+    # Fewer brackets than the limit (counting those inside strings too) cannot nest too deep. One
+    # pass deleting them counts both (two count() calls cost half as much again on a 3 KB event).
+    if len(payload) - len(payload.translate(None, b"{[")) <= MAX_DEPTH:
         return False
     return (type(value) is dict or type(value) is list) and _nests_deeper(value, MAX_DEPTH - 1)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
+from aiohttp.streams import StreamReader
 
 from app import state
 from app.config import Settings
@@ -25,7 +26,8 @@ from app.ids import parse_id
 from app.problems import Handler, HTTPProblem, json_response
 from app.ingest import backpressure, credentials
 from app.ingest.body import BodyReader
-from app.ingest.envelope import normalize_event_id, parse_envelope, parse_envelope_header
+from app.ingest.envelope import EnvelopeHeader, normalize_event_id, parse_envelope, parse_envelope_header
+from app.ingest.fields import read_fields
 from app.ingest.grouping import fingerprint_for
 from app.ingest.inflight import DecodeBudgetExhausted
 from app.ingest.payload import decode_store_body, load_event, pack_event
@@ -58,12 +60,17 @@ PREFLIGHT_HEADERS = {
 }
 
 
-@functools.cache
 def item_limits(settings: Settings) -> dict[str, int]:
-    """Relay's per-item limits; the event limit is configurable (computed once per settings)."""
+    """Relay's per-item limits; the event limit is configurable."""
+    return _item_limits(settings.max_event_bytes)
+
+
+@functools.cache
+def _item_limits(max_event_bytes: int) -> dict[str, int]:
+    # Keyed on the one setting it reads: hashing the whole Settings on every request cost more than the dict.
     return {
-        "event": settings.max_event_bytes,
-        "transaction": settings.max_event_bytes,
+        "event": max_event_bytes,
+        "transaction": max_event_bytes,
         "client_report": 100 * KiB,
         "check_in": 100 * KiB,
         "log": 2 * 1024 * KiB,
@@ -86,16 +93,17 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
 
     def decorate(handler: BodyHandler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            settings = request.app[state.SETTINGS]
-            decoding = request.app[state.DECODE_BUDGET].reservation()
+            app = request.app
+            settings = app[state.SETTINGS]
+            decoding = app[state.DECODE_BUDGET].reservation()
             body = BodyReader(
-                request.content.iter_chunked(CHUNK_SIZE),
+                _body_chunks(request.content),
                 request.headers.get("Content-Encoding"),
                 max_body_bytes=settings.max_body_bytes,
                 # A body that the whole budget cannot hold would be refused 429 every time: it is too large.
                 max_decoded_bytes=min(decoded_limit(settings), settings.max_inflight_bytes),
                 reserve=decoding.reserve,
-                offload=request.app[state.DECODE_OFFLOAD],
+                offload=app[state.DECODE_OFFLOAD],
             )
             try:
                 response = await handler(request, body)
@@ -113,13 +121,28 @@ def collector(decoded_limit: Callable[[Settings], int]) -> Callable[[BodyHandler
             finally:
                 body.close()
                 decoding.close()
-                request.app[state.METRICS].body_decoded(body.decoded)
+                app[state.METRICS].body_decoded(body.decoded)
             response.headers.update(CORS_HEADERS)
             return response
 
         return wrapped
 
     return decorate
+
+
+async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
+    """The request body in pieces of at most :data:`CHUNK_SIZE`, as ``iter_chunked`` gives them,
+    but what is buffered already is taken at once: most bodies have arrived whole by then, and
+    ``iter_chunked`` goes through two coroutines for every piece and for the end."""
+    while True:
+        chunk = content.read_nowait(CHUNK_SIZE)
+        if not chunk:
+            if content.at_eof():
+                return
+            chunk = await content.read(CHUNK_SIZE)
+            if not chunk:
+                return
+        yield chunk
 
 
 def _refused(request: web.Request, body: BodyReader, problem: HTTPProblem, reason: str | None = None) -> None:
@@ -159,48 +182,61 @@ def _project_id(request: web.Request) -> int:
     return project_id
 
 
-async def _store(request: web.Request, project_id: int, event: dict, event_id: str | None) -> str:
-    """Group, summarise and commit one event; returns its id once it is durable."""
+def pending_event(project_id: int, payload: bytes, event_id: str | None, max_bytes: int) -> PendingEvent:
+    """An event payload loaded, grouped, summarised and packed for the writer: the collector's per-event work.
+
+    ``event_id``: the envelope's, else the payload's, else a new one. The loaded event (hundreds of
+    objects) is garbage once this returns, before the request waits for its commit, so the cyclic
+    collector never finds it alive and promotes it.
+    """
+    event = load_event(payload, max_bytes=max_bytes)
     received_at = datetime.now(timezone.utc)
     event_id = event_id or normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
-    fingerprint = fingerprint_for(event)
-    summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at)
+    fields = read_fields(event)  # grouping and the summary read the same fields: once
+    fingerprint = fingerprint_for(event, fields)
+    summary = summarize_event(event, fingerprint=fingerprint, received_at=received_at, fields=fields)
     event["event_id"] = event_id
-    pending = PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
+    return PendingEvent(project_id, event_id, summary, pack_event(event), received_at)
+
+
+async def _store(request: web.Request, pending: PendingEvent) -> str:
+    """Commit one event; returns its id once it is durable."""
     await request.app[state.WRITER].write(pending)
-    return event_id
+    return pending.event_id
 
 
-async def _key_from_envelope_header(body: BodyReader) -> str:
-    """The key of the envelope header's ``dsn``, decoding no more of the body than that line."""
+async def _key_from_envelope_header(body: BodyReader) -> tuple[str, EnvelopeHeader]:
+    """The key of the envelope header's ``dsn``, decoding no more of the body than that line;
+    and the header, which the envelope's parser need not read again."""
     line = await body.read_prefix(ENVELOPE_HEADER_LIMIT)
     if line is None:
         raise credentials.unauthorized(
             f"no key in the request's headers or query, and an envelope header longer than {ENVELOPE_HEADER_LIMIT} "
             "bytes is not searched for a dsn"
         )
-    public_key = credentials.key_from_dsn(parse_envelope_header(line).get("dsn"))
+    header = parse_envelope_header(line)
+    public_key = credentials.key_from_dsn(header.headers.get("dsn"))
     if public_key is None:
         raise credentials.unauthorized()
-    return public_key
+    return public_key, header
 
 
 @collector(lambda settings: settings.max_envelope_bytes)
 async def envelope_endpoint(request: web.Request, body: BodyReader) -> web.Response:
     project_id = _project_id(request)
     public_key = credentials.key_from_request(request.headers, request.query)
+    header = None
     if public_key is None:
-        public_key = await _key_from_envelope_header(body)
+        public_key, header = await _key_from_envelope_header(body)
     await _authorize(request, public_key, project_id)
     settings = request.app[state.SETTINGS]
-    envelope = parse_envelope(await body.read_rest(), max_item_bytes=item_limits(settings))
+    envelope = parse_envelope(await body.read_rest(), max_item_bytes=item_limits(settings), header=header)
     metrics = request.app[state.METRICS]
     event_id = envelope.event_id
     for item in envelope.items:
         metrics.item_received(item.type)
         if item.type == "event":
-            event = load_event(item.payload, max_bytes=settings.max_event_bytes)
-            event_id = await _store(request, project_id, event, event_id)
+            event_id = await _store(request, pending_event(project_id, item.payload, event_id, settings.max_event_bytes))
     return json_response({"id": event_id} if event_id else {})
 
 
@@ -215,7 +251,7 @@ async def store_endpoint(request: web.Request, body: BodyReader) -> web.Response
     settings = request.app[state.SETTINGS]
     event_bytes = decode_store_body(await body.read_rest(), max_bytes=settings.max_event_bytes)
     request.app[state.METRICS].item_received("event")
-    event_id = await _store(request, project_id, load_event(event_bytes, max_bytes=settings.max_event_bytes), None)
+    event_id = await _store(request, pending_event(project_id, event_bytes, None, settings.max_event_bytes))
     return json_response({"id": event_id})
 
 

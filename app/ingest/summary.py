@@ -17,16 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from app.ingest.fields import (
-    MAX_MESSAGE_CHARS,
-    LogEntry,
-    crash_frames,
-    exception_value,
-    in_app_or_all,
-    log_entry,
-    primary_exception,
-    text_or_none,
-)
+from app.ingest.fields import MAX_MESSAGE_CHARS, EventFields, LogEntry, read_fields, text_or_none
 
 __all__ = [
     "EventSummary",
@@ -107,7 +98,7 @@ def clean_text(text: str, max_chars: int) -> str:
     if "\x00" in text:
         text = text.replace("\x00", "")
     text = _cut(text, max_chars)
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):  # isascii() answers at once; the search reads it all
         text = _replace_lone_surrogates(text)
     return text
 
@@ -179,20 +170,20 @@ def _frame_culprit(frame: dict[str, Any]) -> str | None:
     return f"{function or '?'}({place})"
 
 
-def _culprit(event: dict[str, Any]) -> str:
+def _culprit(app_frames: list[dict[str, Any]]) -> str:
     """The culprit of the crashing frame: the last in-app frame, else the last frame."""
-    for frame in reversed(in_app_or_all(crash_frames(event))):
+    for frame in reversed(app_frames):
         culprit = _frame_culprit(frame)
         if culprit:
             return culprit
     return ""
 
 
-def _actor(event: dict[str, Any]) -> str:
+def _actor(event: dict[str, Any], fields: EventFields) -> str:
     transaction = text_or_none(event.get("transaction"))
     if transaction and transaction.replace("\x00", "").strip():
         return transaction
-    return _culprit(event)
+    return _culprit(fields.app_frames)
 
 
 def normalise_level(value: object) -> str:
@@ -224,6 +215,8 @@ def _optional_label(value: object, max_chars: int) -> str | None:
 
 
 def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is timezone.utc:  # the receive time, and what fromisoformat makes of a "Z"
+        return moment
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
@@ -245,12 +238,14 @@ def _lenient_iso_8601(text: str) -> str:
 
 
 def _from_iso_8601(text: str) -> datetime | None:
-    for candidate in (text, _lenient_iso_8601(text)):
-        try:
-            return _as_utc(datetime.fromisoformat(candidate))
-        except (ValueError, OverflowError):
-            continue
-    return None
+    try:
+        return _as_utc(datetime.fromisoformat(text))
+    except (ValueError, OverflowError):
+        pass
+    try:  # spelled leniently: made strict only now, as most SDKs send what fromisoformat reads
+        return _as_utc(datetime.fromisoformat(_lenient_iso_8601(text)))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _timestamp_from_text(text: str) -> datetime | None:
@@ -289,21 +284,26 @@ def parse_timestamp(value: object, *, received_at: datetime) -> datetime:
 # --- summary ------------------------------------------------------------------------------
 
 
-def summarize_event(event: dict[str, Any], *, fingerprint: str, received_at: datetime) -> EventSummary:
+def summarize_event(
+    event: dict[str, Any], *, fingerprint: str, received_at: datetime, fields: EventFields | None = None
+) -> EventSummary:
     """The :class:`EventSummary` of ``event`` in the group ``fingerprint``; a non-dict event
-    summarises as an empty one."""
+    summarises as an empty one. ``fields``: :func:`~app.ingest.fields.read_fields` of ``event``,
+    when the caller has them (grouping reads the same)."""
     if not isinstance(event, dict):
-        event = {}
-    exception = primary_exception(event)
+        event, fields = {}, None
+    if fields is None:
+        fields = read_fields(event)
+    exception = fields.exception
     kind = text_or_none(exception.get("type")) if exception else None
-    value = exception_value(exception) if exception else None
-    entry = log_entry(event)
+    value = fields.exception_value
+    entry = fields.log_entry
     message = format_log_entry(entry) if entry else ""
     return EventSummary(
         fingerprint=fingerprint,
         name=clean_text(_title(kind, message, value), NAME_MAX_CHARS) or UNLABELED_NAME,
         description=clean_text(value or message, DESCRIPTION_MAX_CHARS),
-        actor=clean_text(_actor(event), ACTOR_MAX_CHARS),
+        actor=clean_text(_actor(event, fields), ACTOR_MAX_CHARS),
         platform=_platform(event.get("platform")),
         level=normalise_level(event.get("level")),
         environment=_optional_label(event.get("environment"), ENVIRONMENT_MAX_CHARS),

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import ROOT_TOKEN
 
 
-@pytest.mark.parametrize("path", ["/api/v4/nothing-here", "/", "/api/v4/projects/1/error_tracking/nope"])
+@pytest.mark.parametrize("path", ["/api/v4/nothing-here", "/-/nothing-here", "/api/v4/projects/1/error_tracking/nope"])
 async def test_unknown_route_is_json_404(api, path) -> None:
     reply = await api.get(api.base + path, token=ROOT_TOKEN)
     assert reply.status == 404

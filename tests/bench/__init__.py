@@ -17,6 +17,11 @@ framework's ceiling on this machine (the corpus is sent again from the start if 
 ``--mode hostile`` sends requests meant to hurt errgate instead (gzip bombs, slow clients, tokens in
 malformed requests, forged hosts…) and prints, for each case, what errgate answered, how long it
 took, its peak and remaining RSS, and the latency of ``/-/liveness`` meanwhile (tests/bench/hostile.py).
+``--mode pipeline`` starts no server: it measures the envelope endpoint's per-event work
+in-process over the same corpus (tests/bench/pipeline.py).
+``--mode triage`` seeds one project with 100,000 errors and 10 million events and times the error
+list's pages (sorts, statuses, environment, search, a deep page) over HTTP against 50 ms at p95,
+then prints the plans of their SQL (tests/bench/triage.py; ``--reuse`` keeps the seed for the next run).
 ``--rate`` sends at a fixed rate instead of as fast as possible (for latency at a given load).
 ``--preload N`` first inserts N synthetic events so the run measures ingestion into a large
 table; ``--preload-hours H`` (default 24) spreads their
@@ -40,5 +45,7 @@ Examples::
     python -m tests.bench --duration 30 --rate 2500
     python -m tests.bench --duration 30 --connections 256 --server-cpus 0-1 --client-cpus 2-3
     python -m tests.bench --mode hostile
+    python -m tests.bench --mode pipeline --rounds 7
     python -m tests.bench --mode hostile --cases slowloris,stalled-body
+    python -m tests.bench --mode triage --reuse --markdown plans.md
 """

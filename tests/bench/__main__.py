@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from tests.bench import hostile
+from tests.bench import hostile, pipeline, triage
 from tests.bench.options import parse_args
 from tests.bench.run import database_url, main
 from tests.bench.servers import run_bare_server
@@ -24,6 +24,14 @@ if __name__ == "__main__":
         asyncio.run(hostile.run(
             database_url(), print_line, cases=arguments.cases, workers=arguments.workers,
             rss_guard_mb=arguments.rss_guard_mb, keep_database=arguments.keep_database,
+        ))
+    elif arguments.mode == "pipeline":
+        print_line(pipeline.run(arguments.events or pipeline.DEFAULT_EVENTS, arguments.rounds))
+    elif arguments.mode == "triage":
+        asyncio.run(triage.run(
+            database_url(), lambda text: print(text, flush=True), errors=arguments.errors,
+            events=arguments.seed_events, requests=arguments.requests, warmup=arguments.warmup,
+            workers=arguments.workers, reuse=arguments.reuse, markdown=arguments.markdown,
         ))
     else:
         print_line(asyncio.run(main(arguments)))

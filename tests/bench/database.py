@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from app.db import error_tracking, tracked_errors
+from app.search_query import parse_query
 from tests.bench import sql
 from tests.conftest import connect
 
@@ -31,16 +32,19 @@ async def deadlocks(dsn: str) -> int:
         return await conn.fetchval(sql.DEADLOCKS)
 
 
-class _Explaining:
+class Explaining:
     """Stands in for the connection an app/db function is given: each statement it runs is
-    explained with its arguments instead, so that the plans are those of errgate's own SQL."""
+    explained with its arguments instead (``options``, e.g. ``(analyze, buffers)``, as EXPLAIN
+    takes them), so that the plans are those of errgate's own SQL."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, options: str = "") -> None:
         self.conn = conn
+        self.options = options
         self.plans: list[str] = []
 
     async def _explain(self, statement: str, *args: Any) -> None:
-        self.plans.append("\n".join(r[0] for r in await self.conn.fetch(f"explain {statement}", *args)))
+        rows = await self.conn.fetch(f"explain {self.options} {statement}", *args)
+        self.plans.append("\n".join(r[0] for r in rows))
 
     async def fetch(self, statement: str, *args: Any) -> list[Any]:
         await self._explain(statement, *args)
@@ -69,12 +73,12 @@ async def explain_queries(dsn: str) -> dict[str, str]:
             "settings": lambda db: error_tracking.settings(db, project_id),
             "client_keys": lambda db: error_tracking.list_keys(db, project_id, 20, 0),
             "key_lookup": lambda db: error_tracking.key_for_ingest(db, "glet_x"),
-            "error_list": lambda db: tracked_errors.list_errors(db, project_id, "unresolved", 20, 0),
+            "error_list": lambda db: tracked_errors.list_errors(db, project_id, parse_query(None), 20, 0),
             "error_events": lambda db: db.fetch(sql.ERROR_EVENTS, project_id, error_id),
         }
         plans = {}
         for name, query in queries.items():
-            explaining = _Explaining(conn)
+            explaining = Explaining(conn)
             await query(explaining)
             plans[name] = explaining.access_paths()
         return plans

@@ -1,8 +1,16 @@
-"""The benchmark's arithmetic: CPU per event and the projection from it, WAL per event, the fraction of the ceiling."""
+"""The benchmark's arithmetic: latency percentiles, CPU per event and the projection from it, WAL per event, the fraction of the ceiling."""
 
 from __future__ import annotations
 
 from typing import Any
+
+
+def percentile_ms(ordered: list[float], fraction: float) -> float:
+    """The ``fraction`` percentile of ``ordered`` (seconds, sorted), in milliseconds: the value
+    that many of them are below (0.0 for none)."""
+    if not ordered:
+        return 0.0
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000, 2)
 
 
 def cpu_figures(result: dict[str, Any], stored: int | None, server_cores: int) -> dict[str, float | None]:

@@ -11,6 +11,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.bench.figures import percentile_ms
+
 
 def spawn_load(host: str, port: int, requests: list[bytes], connections: int, duration: float, rate: float,
                cycle: bool, cpus: list[int] | None) -> tuple[BaseProcess, Connection]:
@@ -143,14 +145,12 @@ async def _load(host: str, port: int, requests: list[bytes], connections: int, d
     elapsed = time.perf_counter() - started
     latencies.sort()
 
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2) if latencies else 0.0
-
     ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     return {
         "elapsed_s": round(elapsed, 2), "requests": len(latencies), "accepted": ok,
         "non_2xx": len(latencies) - ok, "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+        "p50_ms": percentile_ms(latencies, 0.50), "p95_ms": percentile_ms(latencies, 0.95),
+        "p99_ms": percentile_ms(latencies, 0.99),
         "corpus_exhausted": next_index >= len(requests) and not cycle,
     }
 

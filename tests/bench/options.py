@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import tests.bench
+from app.config import Settings
 
 
 def _preload_hours(text: str) -> int:
@@ -21,12 +23,18 @@ def _names(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile"), default="errgate",
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "pipeline", "triage"),
+                        default="errgate",
                         help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare "
-                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py)")
+                             "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py); "
+                             "pipeline: the per-event work in-process, CPU µs per event and cProfile's top functions; "
+                             "triage: the error list and search pages timed on a large seeded project, with their "
+                             "plans (tests/bench/triage.py)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2, help="errgate worker processes")
+    parser.add_argument("--workers", type=int,
+                        help="errgate worker processes (and the bare handler's); default: errgate's own "
+                             "(ERRGATE_WORKERS, else one per usable core)")
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s to send (0 = as fast as possible)")
     parser.add_argument("--events", type=int, default=0, help="corpus size (default: enough for the duration)")
     parser.add_argument("--preload", type=int, default=0, help="synthetic events inserted before the run")
@@ -38,5 +46,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", type=_names, help="hostile: only these cases, comma-separated (default: all)")
     parser.add_argument("--rss-guard-mb", type=int, default=6144,
                         help="hostile: kill errgate when its processes pass this resident memory")
+    parser.add_argument("--rounds", type=int, default=5, help="pipeline: passes over the corpus (default 5)")
+    parser.add_argument("--errors", type=int, default=100_000, help="triage: errors seeded")
+    parser.add_argument("--seed-events", type=int, default=10_000_000, help="triage: events seeded")
+    parser.add_argument("--requests", type=int, default=200, help="triage: timed requests per case")
+    parser.add_argument("--warmup", type=int, default=20, help="triage: requests per case before the timed ones")
+    parser.add_argument("--reuse", action="store_true",
+                        help="triage: keep the seeded database, named after its size, and use it again on the next run")
+    parser.add_argument("--markdown", type=Path, help="triage: also write the table and the plans to this file")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.workers is None:
+        # Passed on explicitly, so that the bare handler runs as many and the result names the count.
+        args.workers = Settings.from_env().workers
+    return args

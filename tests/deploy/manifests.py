@@ -136,6 +136,20 @@ def yaml_docs(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
+def millicores(quantity: str) -> int:
+    """A CPU quantity ("250m", "1", "1.5") in thousandths of a core."""
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """What the downward API gives for a CPU ``resourceFieldRef``: the quantity over the divisor, rounded up."""
+    assert ref.get("containerName", container["name"]) == container["name"], ref
+    section, _, resource = ref["resource"].partition(".")
+    assert resource == "cpu", f"only CPU resources are read here: {ref}"
+    quantity, divisor = millicores(container["resources"][section]["cpu"]), millicores(str(ref.get("divisor", "1")))
+    return str(-(-quantity // divisor))
+
+
 def effective_env(r: Rendered, workload: dict[str, Any]) -> dict[str, str]:
     """The environment the container gets; Secrets not in the render come from secret.example.yaml."""
     container = container_of(workload)
@@ -147,6 +161,9 @@ def effective_env(r: Rendered, workload: dict[str, Any]) -> dict[str, str]:
     for name, entry in env_of(container).items():
         if "value" in entry:
             env[name] = entry["value"]
+            continue
+        if "resourceFieldRef" in entry["valueFrom"]:
+            env[name] = resource_field(container, entry["valueFrom"]["resourceFieldRef"])
             continue
         ref = entry["valueFrom"]["secretKeyRef"]
         secrets = [s for s in r.of_kind("Secret") if s["metadata"]["name"] == ref["name"]]

@@ -10,8 +10,8 @@ from typing import Any
 from app.config import DEFAULT_PORT, Settings
 from app.health import LIVENESS_PATH, READINESS_PATH
 from tests.deploy.manifests import (
-    APP, METRICS_PORT, UID, Rendered, container_of, effective_env, env_of, pod_labels_of, pod_spec_of,
-    ports_of, secret_data, selects,
+    APP, METRICS_PORT, UID, Rendered, container_of, effective_env, env_of, millicores, pod_labels_of,
+    pod_spec_of, ports_of, secret_data, selects,
 )
 
 IMAGE = "registry.example.com/errgate:0.1.0"
@@ -62,10 +62,20 @@ def test_container_environment_is_accepted_by_the_service(rendered: Rendered) ->
     assert settings.database_url, "DATABASE_URL must be set: no embedded PostgreSQL in Kubernetes"
     assert env["HOME"] == "/tmp"
     assert Path(env["ERRGATE_DATA_DIR"]).is_relative_to("/tmp")
-    for key in ("ERRGATE_EXTERNAL_URL", "ERRGATE_LOG_LEVEL", "ERRGATE_EVENT_RETENTION_DAYS", "ERRGATE_WORKERS"):
+    for key in ("ERRGATE_EXTERNAL_URL", "ERRGATE_LOG_LEVEL", "ERRGATE_EVENT_RETENTION_DAYS"):
         assert key in env, f"{key} missing from the ConfigMap"
     assert settings.event_retention_days == 90
-    assert settings.workers == 1
+
+
+def test_one_worker_per_requested_core(rendered: Rendered) -> None:
+    """Set explicitly: errgate's default counts the cores it may use, which is the node's or the CPU
+    limit, not what the scheduler reserved for the pod."""
+    container = container_of(rendered.deployment)
+    env = effective_env(rendered, rendered.deployment)
+    assert "ERRGATE_WORKERS" in env, "ERRGATE_WORKERS must be set (Deployment or ConfigMap)"
+    requested = millicores(container["resources"]["requests"]["cpu"])
+    settings = Settings.from_env(env)
+    assert settings.workers == -(-requested // 1000), f"{rendered.target}: workers and requests.cpu differ"
 
 
 MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}

@@ -169,7 +169,8 @@ async def test_decoding_a_bomb_does_not_hold_up_the_loop(name: str, bomb: Callab
         assert info.value.status == 413
 
     longest, ticks, took = await loop_gaps(decoding)
-    # Decoding 100 MiB takes a tenth of a second or more; done on the loop, that would be one gap.
-    # In slices, the loop waits at most for a slice's hand-over (generous bounds for a busy machine).
-    assert longest < 0.05, (longest, ticks, took)
+    # Decoding 100 MiB takes a tenth of a second or more; done on the loop, that would be one gap
+    # as long as the whole decoding. In slices, the loop waits at most for a slice's hand-over:
+    # a small share of the decoding, or 50 ms on a machine so busy that the decoding itself is slow.
+    assert longest < max(0.05, took / 4), (longest, ticks, took)
     assert ticks >= 10, (longest, ticks, took)
