@@ -191,10 +191,10 @@ def test_bounds_are_inclusive_and_enforced(row) -> None:
             Settings.from_env({row.variable: str(outside)})
 
 
-def test_commits_in_flight_default_to_four_and_leave_the_pool_a_connection() -> None:
-    assert Settings.from_env({}).writer_commits_in_flight == 4
-    assert Settings.from_env({"ERRGATE_DB_POOL_SIZE": "3"}).writer_commits_in_flight == 2
-    assert Settings.from_env({"ERRGATE_WRITER_COMMITS_IN_FLIGHT": "1"}).writer_commits_in_flight == 1
+def test_commits_in_flight_may_use_all_but_one_pooled_connection() -> None:
+    assert Settings.from_env({}).writer_commits_in_flight == 1
+    env = {"ERRGATE_WRITER_COMMITS_IN_FLIGHT": "3", "ERRGATE_DB_POOL_SIZE": "4"}
+    assert Settings.from_env(env).writer_commits_in_flight == 3
 
 
 @pytest.mark.parametrize(("commits", "pool_size"), [("10", "10"), ("5", "4")])
