@@ -91,6 +91,10 @@ class Metrics:
             "errgate_writer_commit_duration_seconds", "Time to commit one batch", registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self.writer_retries = Counter(
+            "errgate_writer_retries", "Batches written again, by reason (deadlock, serialization, stale_error)",
+            ["reason"], registry=r,
+        )
         self.queue_depth = Gauge(
             "errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r,
             multiprocess_mode="livesum",
@@ -175,6 +179,9 @@ class Metrics:
         self.commit_seconds.observe(seconds)
         self.events_accepted.inc(size)
         self.events_stored.inc(inserted)
+
+    def writer_retried(self, reason: str) -> None:
+        self.writer_retries.labels(reason).inc()
 
     def track(
         self, decoded_in_flight: Callable[[], float], queue_depth: Callable[[], float],

@@ -176,13 +176,28 @@ def test_each_default_is_a_value_its_parser_accepts(row) -> None:
 
 
 BOUNDED = [row for row in TABLE if isinstance(row.parse, Number)]
+# Settings bounded by another one too: the other set so that only the row's own range matters.
+COMPANIONS = {"ERRGATE_WRITER_COMMITS_IN_FLIGHT": {"ERRGATE_DB_POOL_SIZE": "500"}}
 
 
 @pytest.mark.parametrize("row", BOUNDED, ids=lambda row: row.variable)
 def test_bounds_are_inclusive_and_enforced(row) -> None:
     low, high = row.parse.low, row.parse.high
     for inside in (low, high):
-        assert getattr(Settings.from_env({row.variable: str(inside)}), row.name) == inside
+        env = {row.variable: str(inside), **COMPANIONS.get(row.variable, {})}
+        assert getattr(Settings.from_env(env), row.name) == inside
     for outside in (low - 1, high + 1):
         with pytest.raises(ConfigError, match=f"^{row.variable}: must be between {low} and {high}, got"):
             Settings.from_env({row.variable: str(outside)})
+
+
+def test_commits_in_flight_may_use_all_but_one_pooled_connection() -> None:
+    assert Settings.from_env({}).writer_commits_in_flight == 1
+    env = {"ERRGATE_WRITER_COMMITS_IN_FLIGHT": "3", "ERRGATE_DB_POOL_SIZE": "4"}
+    assert Settings.from_env(env).writer_commits_in_flight == 3
+
+
+@pytest.mark.parametrize(("commits", "pool_size"), [("10", "10"), ("5", "4")])
+def test_commits_in_flight_must_be_below_the_pool_size(commits, pool_size) -> None:
+    with pytest.raises(ConfigError, match="^ERRGATE_WRITER_COMMITS_IN_FLIGHT: .*ERRGATE_DB_POOL_SIZE"):
+        Settings.from_env({"ERRGATE_WRITER_COMMITS_IN_FLIGHT": commits, "ERRGATE_DB_POOL_SIZE": pool_size})

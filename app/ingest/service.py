@@ -20,7 +20,7 @@ from app.db import partitions
 from app.db.pool import DATABASE_ERRORS
 from app.ingest.inflight import DecodeBudget
 from app.ingest.keycache import KeyCache, listen_for_changes
-from app.ingest.writer import EventWriter
+from app.ingest.writer import RETRY_REASONS, EventWriter
 from app.memory import Reclaimer
 
 log = logging.getLogger("errgate.ingest")
@@ -53,8 +53,12 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         max_pending=settings.max_pending_events,
         max_events_per_error=settings.max_events_per_error,
         timeout=settings.db_timeout_seconds,
+        commits_in_flight=settings.writer_commits_in_flight,
         observe=metrics.observe_batch,
+        on_retry=metrics.writer_retried,
     )
+    for reason in RETRY_REASONS:  # shown at zero from the start
+        metrics.writer_retries.labels(reason)
     reclaimer = Reclaimer()
     budget = DecodeBudget(settings.max_inflight_bytes, on_release=reclaimer.released)
     decoding = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="errgate-decode")

@@ -1,12 +1,20 @@
-"""Group commit of events: requests queue parsed events, a writer commits them in batches.
+"""Group commit of events: requests queue parsed events, a writer commits them in batches, several at once.
 
-A batch that starts while the writer is idle waits up to ``max_wait_ms`` to fill; while a batch
-commits, the next one fills behind it and is written as soon as the commit returns.
+Up to ``commits_in_flight`` batches commit side by side, each on its own pooled connection, so
+that PostgreSQL flushes their WAL together and the rate is bound by CPU rather than by the
+flush latency. A batch that starts while the writer is idle waits up to ``max_wait_ms`` to
+fill; a batch that starts beside commits in flight goes once it holds as many events as they
+hold on average (or its first event has waited ``max_wait_ms``); events that waited for a
+commit to return go as soon as one does.
 
 Each batch is written with the set-based statements of :mod:`app.db.event_batches`: errors
 not seen before are created first, then the events are stored and their errors' counters
 updated in a single statement and so a single transaction. Which errors are known comes from
-:class:`ErrorIds`, a per-process cache. A request is answered only after its batch committed.
+:class:`ErrorIds`, a per-process cache that learns an error only once its creation committed.
+Two batches in flight never carry the same event id: a copy waits in the queue until the batch
+with the other commits, so that the look at the previous hour's keys sees it (concurrent
+inserts of the same key would only meet in the same hour). A request is answered only after
+its batch committed.
 
 Backpressure: when more than ``max_pending`` events wait, :meth:`EventWriter.write` raises
 429 with ``Retry-After`` at once instead of letting memory grow. When PostgreSQL cannot be
@@ -19,11 +27,12 @@ tried again, so that requests never hang on a dead database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Mapping
 
 import asyncpg
 
@@ -37,6 +46,17 @@ log = logging.getLogger("errgate.writer")
 
 FAIL_FAST_SECONDS = 1.0
 WRITE_RETRIES = 3
+# What makes a batch be written again, by the reason the retries metric gives.
+RETRIED = (
+    (asyncpg.DeadlockDetectedError, "deadlock"),
+    (asyncpg.SerializationError, "serialization"),
+    (asyncpg.ForeignKeyViolationError, "stale_error"),  # an error deleted behind the id cache
+)
+RETRY_REASONS = tuple(reason for _, reason in RETRIED)
+_RETRYABLE = tuple(kind for kind, _ in RETRIED)
+
+ErrorKey = tuple[int, str]  # (project_id, fingerprint)
+EventKey = tuple[int, str]  # (project_id, event_id)
 
 
 @dataclass(slots=True)
@@ -50,6 +70,7 @@ class PendingEvent:
 
 
 BatchObserver = Callable[[int, int, float], None]
+RetryObserver = Callable[[str], None]
 
 
 class EventWriter:
@@ -62,7 +83,9 @@ class EventWriter:
         max_pending: int,
         max_events_per_error: int | None = None,
         timeout: float = 5.0,
+        commits_in_flight: int = 1,
         observe: BatchObserver | None = None,
+        on_retry: RetryObserver | None = None,
     ) -> None:
         self.max_events_per_error = max_events_per_error
         self.timeout = timeout
@@ -70,18 +93,29 @@ class EventWriter:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_pending = max_pending
+        self.commits_in_flight = commits_in_flight
         self.observe = observe
+        self.on_retry = on_retry
         self._queue: list[PendingEvent] = []
+        self._first_queued_at = 0.0
+        # The queued events waited for a commit to return (or for a full batch before them): they go at once.
+        self._behind = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._commits: set[asyncio.Task[None]] = set()
+        self._committing: set[EventKey] = set()  # the event ids of the batches in flight
         self._closing = False
         self._down_until = 0.0
-        self.in_flight = 0
+        self.in_flight = 0  # events in the batches in flight
         self.error_ids = ErrorIds()
 
     @property
     def pending(self) -> int:
         return len(self._queue) + self.in_flight
+
+    @property
+    def batches_in_flight(self) -> int:
+        return len(self._commits)
 
     @property
     def database_down(self) -> bool:
@@ -104,29 +138,76 @@ class EventWriter:
         if self.pending >= self.max_pending:
             raise overloaded()
         event.future = asyncio.get_running_loop().create_future()
+        if not self._queue:
+            self._first_queued_at = time.monotonic()
         self._queue.append(event)
         self._wake.set()
         return await event.future
 
     async def _run(self) -> None:
+        while (batch := await self._next_batch()) is not None:
+            commit = asyncio.create_task(self._commit(batch))
+            self._commits.add(commit)
+            commit.add_done_callback(functools.partial(self._committed, batch))
+        await asyncio.gather(*self._commits, return_exceptions=True)
+
+    async def _next_batch(self) -> list[PendingEvent] | None:
+        """The next batch, once a commit may start and the batch is due; None when closing with nothing queued."""
         while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                # Group commit: a batch that starts from idle waits a few ms for company. Events
-                # that queued while the previous batch committed have waited already: they go at
-                # once, so under load the database never idles between batches.
-                if len(self._queue) < self.max_batch and not self._closing and self.max_wait:
-                    await asyncio.sleep(self.max_wait)
-            batch = self._queue[: self.max_batch]
-            del self._queue[: self.max_batch]
-            if batch:
-                await self._commit(batch)
+            if self._closing and not self._queue:
+                return None
+            due_in = None
+            if self._queue and len(self._commits) < self.commits_in_flight:
+                due_in = self._due_in()
+                if due_in <= 0:
+                    batch = self._take()
+                    if batch:
+                        return batch
+                    due_in = None  # only copies of events in flight wait: until one of those commits
+            self._wake.clear()
+            timer = asyncio.get_running_loop().call_later(due_in, self._wake.set) if due_in is not None else None
+            await self._wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    def _due_in(self) -> float:
+        """Seconds until the queued events should go as a batch; 0 or less: now."""
+        queued = len(self._queue)
+        if self._closing or self._behind or queued >= self.max_batch:
+            return 0.0
+        # Beside commits in flight, a batch as full as theirs on average goes at once: batches
+        # neither wait for company they will not get nor split the load into tiny commits.
+        if self._commits and queued * len(self._commits) >= self.in_flight:
+            return 0.0
+        # Group commit: a batch that starts from idle waits a few ms for company.
+        return self._first_queued_at + self.max_wait - time.monotonic()
+
+    def _take(self) -> list[PendingEvent]:
+        """Up to ``max_batch`` queued events, in order, leaving queued the copies of events in flight."""
+        batch: list[PendingEvent] = []
+        held: list[PendingEvent] = []
+        scanned = 0
+        for event in self._queue:
+            if len(batch) == self.max_batch:
+                break
+            scanned += 1
+            (held if (event.project_id, event.event_id) in self._committing else batch).append(event)
+        self._queue[:scanned] = held
+        self._behind = bool(self._queue)
+        self._first_queued_at = time.monotonic()
+        self._committing.update((event.project_id, event.event_id) for event in batch)
+        self.in_flight += len(batch)
+        return batch
+
+    def _committed(self, batch: list[PendingEvent], commit: asyncio.Task[None]) -> None:
+        self._commits.discard(commit)
+        self.in_flight -= len(batch)
+        self._committing.difference_update((event.project_id, event.event_id) for event in batch)
+        if self._queue:
+            self._behind = True
+        self._wake.set()
 
     async def _commit(self, batch: list[PendingEvent]) -> None:
-        self.in_flight += len(batch)
         started = time.perf_counter()
         try:
             inserted = await within(self._write_with_retries(batch), self.timeout)
@@ -137,6 +218,10 @@ class EventWriter:
         except asyncpg.PostgresError:
             # A batch-level failure that is not about connectivity: isolate the offending event(s).
             await self._commit_one_by_one(batch)
+        except Exception:
+            # A fault of errgate's own: its requests are answered 500, the writer keeps going.
+            log.exception("batch could not be written", extra={"events": len(batch)})
+            _fail(batch, HTTPProblem.sentry(500, "event could not be stored"))
         else:
             self._down_until = 0.0
             for event in batch:
@@ -144,8 +229,6 @@ class EventWriter:
                     event.future.set_result((event.project_id, event.event_id) in inserted)
             if self.observe:
                 self.observe(len(batch), len(inserted), time.perf_counter() - started)
-        finally:
-            self.in_flight -= len(batch)
 
     async def _commit_one_by_one(self, batch: list[PendingEvent]) -> None:
         for event in batch:
@@ -160,14 +243,17 @@ class EventWriter:
                 if not event.future.done():
                     event.future.set_result(bool(inserted))
 
-    async def _write_with_retries(self, batch: list[PendingEvent]) -> set[tuple[int, str]]:
-        """Deadlocks between concurrent batches, and errors deleted behind the id cache, are retried."""
+    async def _write_with_retries(self, batch: list[PendingEvent]) -> set[EventKey]:
+        """Deadlocks and serialization failures between concurrent batches, and errors deleted
+        behind the id cache, are retried (and counted by reason)."""
         for attempt in range(WRITE_RETRIES):
             try:
                 return await write_batch(self.pool, batch, self.error_ids, self.max_events_per_error)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.ForeignKeyViolationError):
+            except _RETRYABLE as exc:
                 if attempt == WRITE_RETRIES - 1:
                     raise
+                if self.on_retry:
+                    self.on_retry(next(reason for kind, reason in RETRIED if isinstance(exc, kind)))
         raise AssertionError("unreachable")
 
 
@@ -185,9 +271,9 @@ class ErrorIds:
     MAX_ENTRIES = 200_000
 
     def __init__(self) -> None:
-        self._ids: dict[tuple[int, str], int] = {}
+        self._ids: dict[ErrorKey, int] = {}
 
-    def missing(self, keys: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    def missing(self, keys: list[ErrorKey]) -> list[ErrorKey]:
         return [key for key in keys if key not in self._ids]
 
     def remember(self, rows: list[asyncpg.Record]) -> None:
@@ -196,51 +282,46 @@ class ErrorIds:
         for row in rows:
             self._ids[(row["project_id"], row["fingerprint"])] = row["id"]
 
-    def forget(self, keys: list[tuple[int, str]]) -> None:
+    def forget(self, keys: list[ErrorKey]) -> None:
         for key in keys:
             self._ids.pop(key, None)
 
-    def __getitem__(self, key: tuple[int, str]) -> int:
+    def __getitem__(self, key: ErrorKey) -> int:
         return self._ids[key]
 
 
 async def _create_errors(
-    conn: asyncpg.Connection, new: list[PendingEvent], error_ids: ErrorIds
-) -> list[asyncpg.Record]:
-    """Create the errors of ``new`` (one event per error not known yet) and learn their ids;
-    returns the errors created."""
-    missing = [(e.project_id, e.summary.fingerprint) for e in new]
+    conn: asyncpg.Connection, new: list[PendingEvent]
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """Create the errors of ``new`` (one event per error not known yet); returns the errors
+    created, and the ids of all of them (created now or by someone else before)."""
     created = await event_batches.create_errors(
         conn,
         [e.project_id for e in new], [e.summary.fingerprint for e in new], [e.summary.name for e in new],
         [e.summary.description for e in new], [e.summary.actor for e in new], [e.summary.platform for e in new],
         [e.summary.occurred_at for e in new],
     )
-    error_ids.remember(await event_batches.error_ids(conn, [k[0] for k in missing], [k[1] for k in missing]))
-    return created
+    ids = await event_batches.error_ids(conn, [e.project_id for e in new], [e.summary.fingerprint for e in new])
+    return created, ids
 
 
 async def _insert_events(
-    conn: asyncpg.Connection, batch: list[PendingEvent], error_ids: ErrorIds, cap: int | None
+    conn: asyncpg.Connection, batch: list[PendingEvent], error_ids: ErrorIds | Mapping[ErrorKey, int], cap: int | None
 ) -> list[asyncpg.Record]:
-    try:
-        return await event_batches.insert_events(
-            conn,
-            [e.project_id for e in batch],
-            [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
-            [e.event_id for e in batch], [e.summary.level for e in batch],
-            [e.summary.environment for e in batch], [e.summary.release for e in batch],
-            [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
-            cap,
-        )
-    except asyncpg.ForeignKeyViolationError:
-        error_ids.forget([(e.project_id, e.summary.fingerprint) for e in batch])
-        raise
+    return await event_batches.insert_events(
+        conn,
+        [e.project_id for e in batch],
+        [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
+        [e.event_id for e in batch], [e.summary.level for e in batch],
+        [e.summary.environment for e in batch], [e.summary.release for e in batch],
+        [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
+        cap,
+    )
 
 
 async def write_batch(
     pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds, max_events_per_error: int | None = None
-) -> set[tuple[int, str]]:
+) -> set[EventKey]:
     """Store a batch; returns the (project_id, event_id) pairs really inserted (duplicates excluded).
 
     When every error of the batch is known, the events and their counters commit in a single
@@ -249,20 +330,29 @@ async def write_batch(
     error is ever left without events.
     """
     batch = list({(e.project_id, e.event_id): e for e in batch}.values())  # one row per id and statement
-    firsts: dict[tuple[int, str], PendingEvent] = {}
+    firsts: dict[ErrorKey, PendingEvent] = {}
     for event in batch:
         firsts.setdefault((event.project_id, event.summary.fingerprint), event)
     missing = error_ids.missing(list(firsts))
-    async with pool.acquire() as conn:
-        if not missing:
-            rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
-        else:
-            async with conn.transaction():
-                created = await _create_errors(conn, [firsts[key] for key in missing], error_ids)
+    try:
+        async with pool.acquire() as conn:
+            if not missing:
                 rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
-                if created and len(rows) < len(batch):
-                    await event_batches.delete_empty_errors(
-                        conn, [r["project_id"] for r in created], [r["id"] for r in created]
-                    )
-                    error_ids.forget(list(firsts))
+            else:
+                async with conn.transaction():
+                    created, learned = await _create_errors(conn, [firsts[key] for key in missing])
+                    ids = {key: error_ids[key] for key in firsts if key not in missing}
+                    ids.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
+                    rows = await _insert_events(conn, batch, ids, max_events_per_error)
+                    if created and len(rows) < len(batch):
+                        await event_batches.delete_empty_errors(
+                            conn, [r["project_id"] for r in created], [r["id"] for r in created]
+                        )
+                        learned = []  # some may be gone again: looked up the next time
+                # Learned once committed, not before: a batch beside this one that took an id
+                # from the cache earlier would point its events at a row it cannot see yet.
+                error_ids.remember(learned)
+    except asyncpg.ForeignKeyViolationError:
+        error_ids.forget(list(firsts))
+        raise
     return {(r["project_id"], r["event_id"].hex) for r in rows}

@@ -26,6 +26,12 @@ async def stored(dsn: str, preloaded: int) -> tuple[int, int]:
         return events, await conn.fetchval(sql.STORED_ERRORS)
 
 
+async def deadlocks(dsn: str) -> int:
+    """Deadlocks detected in the run's database so far (its statistics lag by up to a second)."""
+    async with connect(dsn) as conn:
+        return await conn.fetchval(sql.DEADLOCKS)
+
+
 class Explaining:
     """Stands in for the connection an app/db function is given: each statement it runs is
     explained with its arguments instead (``options``, e.g. ``(analyze, buffers)``, as EXPLAIN

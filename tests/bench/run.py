@@ -78,6 +78,7 @@ async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         stored = None
         if db_url:
             stored, result["distinct_errors"] = await database.stored(db_url, args.preload)
+            result["deadlocks"] = await database.deadlocks(db_url)
             result["plans"] = await database.explain_queries(db_url)
         elapsed = result["elapsed_s"]
         result.update(

@@ -37,6 +37,8 @@ SETTLE = (
 
 STORED_EVENTS = "select count(*) from error_tracking_error_events"
 STORED_ERRORS = "select count(*) from error_tracking_errors where fingerprint not like 'preload-%'"
+# Deadlocks PostgreSQL detected in the run's database (each one a batch written again by errgate).
+DEADLOCKS = "select deadlocks from pg_stat_database where datname = current_database()"
 
 FIRST_ERROR = "select id from error_tracking_errors where project_id = $1 limit 1"
 # An error's latest events, the query the (project_id, error_id, occurred_at) index is for.

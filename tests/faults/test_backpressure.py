@@ -19,7 +19,9 @@ CONCURRENT = 30
 
 async def test_overload_answers_429_with_retry_after_and_stores_every_accepted_event(start_server, pool) -> None:
     # Events wait 300 ms for their batch, so that the queue really holds them.
-    server = await start_server(max_pending_events=4, batch_max_wait_ms=300, batch_max_events=1000)
+    server = await start_server(
+        max_pending_events=4, batch_max_wait_ms=300, batch_max_events=1000, writer_commits_in_flight=4
+    )
     async with new_session(CONCURRENT) as session:
         project = await tracked_project_over_http(session, server.url)
         url = envelope_url(server.url, project.project_id)

@@ -45,10 +45,11 @@ class UnderLoad(NamedTuple):
 @contextlib.asynccontextmanager
 async def project_under_load(scratch_dir: Path, pause: float) -> AsyncIterator[UnderLoad]:
     """A PostgreSQL of the test's own (so that it can be stopped or frozen), errgate served in
-    process on it, a tracked project, and a load (not started) of 8 clients over 4 groups."""
+    process on it with several batches in flight, a tracked project, and a load (not started) of
+    8 clients over 4 groups."""
     async with embedded_postgres_cluster(scratch_dir) as cluster:
         database_url = await asyncio.to_thread(cluster.start)
-        async with serve_in_process(database_url) as server_url, new_session() as probe:
+        async with serve_in_process(database_url, writer_commits_in_flight=4) as server_url, new_session() as probe:
             project = await tracked_project_over_http(probe, server_url)
             load = Load(
                 envelope_url(server_url, project.project_id), project.public_key, clients=8, pause=pause,

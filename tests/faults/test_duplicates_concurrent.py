@@ -20,11 +20,18 @@ from tests.faults.helpers import (
 COPIES = 20
 
 
-# batch_max_events=1 puts every copy in its own batch, so that the writer's concurrent batches
-# race on the same event id; the default lets copies share a batch.
-@pytest.mark.parametrize("batch_max_events", [1, 500])
-async def test_same_event_id_posted_concurrently_is_stored_once(start_server, pool, batch_max_events) -> None:
-    server = await start_server(batch_max_events=batch_max_events)
+# batch_max_events=1 puts every copy in its own batch, so that the writer's batches race on the
+# same event id (one after the other, or several in flight at once); the default lets copies share a batch.
+PER_BATCH_AND_IN_FLIGHT = pytest.mark.parametrize(
+    ("batch_max_events", "commits_in_flight"), [(1, 1), (1, 4), (500, 1), (500, 4)]
+)
+
+
+@PER_BATCH_AND_IN_FLIGHT
+async def test_same_event_id_posted_concurrently_is_stored_once(
+    start_server, pool, batch_max_events, commits_in_flight
+) -> None:
+    server = await start_server(batch_max_events=batch_max_events, writer_commits_in_flight=commits_in_flight)
     async with new_session(COPIES) as session:
         project = await tracked_project_over_http(session, server.url)
         event = grouped_event("duplicate")
@@ -39,13 +46,13 @@ async def test_same_event_id_posted_concurrently_is_stored_once(start_server, po
     assert errors[0]["events_count"] == 1 and counter_mismatches(errors) == [], errors
 
 
-@pytest.mark.parametrize("batch_max_events", [1, 500])
+@PER_BATCH_AND_IN_FLIGHT
 async def test_same_event_id_with_different_groups_leaves_one_row_and_no_empty_error(
-    start_server, pool, batch_max_events
+    start_server, pool, batch_max_events, commits_in_flight
 ) -> None:
     """Retries whose content changed (here: each copy groups differently) still store one event,
     and no error is left behind without events."""
-    server = await start_server(batch_max_events=batch_max_events)
+    server = await start_server(batch_max_events=batch_max_events, writer_commits_in_flight=commits_in_flight)
     async with new_session(COPIES) as session:
         project = await tracked_project_over_http(session, server.url)
         event_id = grouped_event("x")["event_id"]

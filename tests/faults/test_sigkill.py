@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from tests.faults.helpers import (
     Load,
     assert_stored_once,
@@ -26,9 +28,14 @@ CLIENTS = 16
 ACKNOWLEDGED_BEFORE_KILL = 200
 
 
-async def test_sigkill_under_load_loses_no_acknowledged_event(base_database_url, scratch_dir) -> None:
+@pytest.mark.parametrize("commits_in_flight", ["1", "4"])
+async def test_sigkill_under_load_loses_no_acknowledged_event(
+    base_database_url, scratch_dir, commits_in_flight
+) -> None:
     async with fresh_database(base_database_url) as url:
-        async with errgate_process(url, scratch_dir / "errgate.log") as errgate:
+        async with errgate_process(
+            url, scratch_dir / "errgate.log", ERRGATE_WRITER_COMMITS_IN_FLIGHT=commits_in_flight
+        ) as errgate:
             async with new_session() as session:
                 project = await tracked_project_over_http(session, errgate.url)
             load = Load(

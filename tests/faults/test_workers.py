@@ -52,7 +52,9 @@ async def workers_of(pid: int, port: int, expected: int, timeout: float = 10.0) 
 
 async def test_two_workers_share_the_port_and_group_concurrent_events_once(base_database_url, scratch_dir) -> None:
     async with fresh_database(base_database_url) as url:
-        async with errgate_process(url, scratch_dir / "errgate.log", workers=WORKERS) as errgate:
+        async with errgate_process(
+            url, scratch_dir / "errgate.log", workers=WORKERS, ERRGATE_WRITER_COMMITS_IN_FLIGHT="4"
+        ) as errgate:
             # Each worker has its own listening socket on the one port (SO_REUSEPORT).
             children = await workers_of(errgate.pid, errgate.port, WORKERS)
             assert len(children) == WORKERS, psutil.Process(errgate.pid).children()
@@ -93,6 +95,7 @@ async def test_sigterm_answers_events_waiting_for_their_batch_then_exits_0(base_
     async with fresh_database(base_database_url) as url:
         async with errgate_process(
             url, scratch_dir / "errgate.log", workers=WORKERS, ERRGATE_BATCH_MAX_WAIT_MS="1500",
+            ERRGATE_WRITER_COMMITS_IN_FLIGHT="4",
         ) as errgate:
             async with new_session() as session:
                 project = await tracked_project_over_http(session, errgate.url)
