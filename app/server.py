@@ -14,7 +14,7 @@ import signal
 
 from aiohttp import web
 
-from app import headers, health, state, selfreport
+from app import headers, health, openapi, state, selfreport
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
 from app.startup import database_ctx
@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(ingest_ctx)
     health.setup_routes(app, with_metrics=settings.metrics_port is None)
     setup_api_routes(app)
+    openapi.setup_routes(app)
     setup_ingest_routes(app)
     return app
 
