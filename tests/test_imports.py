@@ -26,6 +26,7 @@ PURE_MODULES = (
     "app.ingest.payload",
     "app.ingest.rejection",
     "app.ingest.summary",
+    "app.search_query",
 )
 IMPURE = ("asyncpg", "aiohttp.web")
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 def setup_routes(app: web.Application) -> None:
     # The route modules are imported here, not with the package, so that its pure modules
     # (pagination) import without the web server.
-    from app.api import error_tracking, members, projects, tokens, tracked_errors, users
+    from app.api import error_events, error_tracking, members, projects, tokens, tracked_errors, users
 
-    for module in (users, tokens, projects, members, error_tracking, tracked_errors):
+    for module in (users, tokens, projects, members, error_tracking, tracked_errors, error_events):
         app.router.add_routes(module.routes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import asyncpg
 
@@ -108,4 +108,31 @@ def error(row: asyncpg.Record) -> dict[str, Any]:
         "first_seen_at": _iso(row["first_seen_at"]),
         "last_seen_at": _iso(row["last_seen_at"]),
         "events_count": row["events_count"],
+        "environments": list(row["environments"]),
+        "first_release": row["first_release"],
+        "last_release": row["last_release"],
+        "level": row["level"],
+    }
+
+
+def error_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """:func:`app.db.tracked_errors.error_summary` with its times in ISO 8601."""
+    return {
+        **summary,
+        "events_per_hour": [{"start": _iso(b["start"]), "count": b["count"]} for b in summary["events_per_hour"]],
+        "events_per_day": [{"start": _iso(b["start"]), "count": b["count"]} for b in summary["events_per_day"]],
+    }
+
+
+def error_event(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as :mod:`app.db.error_events` returns it; ids in Sentry's form (32 hex digits)."""
+    return {
+        "event_id": row["event_id"].hex,
+        "error_id": row["error_id"],
+        "occurred_at": _iso(row["occurred_at"]),
+        "received_at": _iso(row["received_at"]),
+        "environment": row["environment"],
+        "release": row["release"],
+        "level": row["level"],
+        "payload": row["payload"],
     }

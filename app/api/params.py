@@ -306,6 +306,24 @@ class Params:
             return None
         return items
 
+    def integers(self, name: str, required: bool = False, max_items: int | None = None) -> list[int] | None:
+        """``name[]`` values, a JSON list or comma-separated text, each an integer as :meth:`integer` reads it."""
+        value = self._present(name, required)
+        if value is None:
+            return None
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            self.errors.append(f"{name} is invalid")
+            return None
+        if max_items is not None and len(items) > max_items:
+            self.errors.append(f"{name} has more than {max_items} items")
+            return None
+        numbers = [Params({name: item}).integer(name) for item in items]
+        if None in numbers:
+            self.errors.append(f"{name} is invalid")
+            return None
+        return numbers  # type: ignore[return-value]
+
     def date(self, name: str) -> date | None:
         value = self._present(name, False)
         if value is None:

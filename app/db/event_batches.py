@@ -36,6 +36,12 @@ _ERROR_IDS = """
 # key order before they are updated (``locked``): worker processes commit batches of the same
 # frequent errors side by side, and rows locked in the order a hash join yields them deadlocked
 # now and then (each deadlock stalls a writer for PostgreSQL's deadlock_timeout, 1 s).
+#
+# The same statement keeps what the errors list filters on (sql/006_triage.sql): the latest
+# event's level and the first and last release, compared with the error's first and last
+# seen times since batches may bring older events; the (error, environment) and (error,
+# release) pairs, inserted once each. Those inserts read ``locked``, so that they happen with
+# the errors' rows locked: two batches never wait on each other's pairs out of key order.
 _INSERT_EVENTS = """
     with input as (
         select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
@@ -63,16 +69,38 @@ _INSERT_EVENTS = """
         where (e.project_id, e.id) in (select p, er from input)
         order by e.project_id, e.id
         for no key update of e
+    ), environments as (
+        insert into error_tracking_error_environments (project_id, environment, error_id)
+        select distinct p, env, er from input where env is not null and (p, er) in (select project_id, id from locked)
+        order by 1, 2, 3
+        on conflict do nothing
+    ), releases as (
+        insert into error_tracking_error_releases (project_id, release, error_id)
+        select distinct p, rel, er from input where rel is not null and (p, er) in (select project_id, id from locked)
+        order by 1, 2, 3
+        on conflict do nothing
     ), counted as (
         update error_tracking_errors e
         set events_count = e.events_count + coalesce(c.n, 0),
             first_seen_at = least(e.first_seen_at, c.first_seen),
             last_seen_at = greatest(e.last_seen_at, c.last_seen),
             status = case when e.status = 'resolved' and c.n > 0 then 'unresolved' else e.status end,
+            level = case when c.latest_at >= e.last_seen_at then c.level else e.level end,
+            first_release = case when e.first_release is null or c.first_release_at < e.first_seen_at
+                                 then coalesce(c.first_release, e.first_release) else e.first_release end,
+            last_release = case when e.last_release is null or c.last_release_at >= e.last_seen_at
+                                then coalesce(c.last_release, e.last_release) else e.last_release end,
             updated_at = now()
         from (select a.p, a.er, i.n,
-                     coalesce(i.first_seen, a.first_seen) as first_seen, coalesce(i.last_seen, a.last_seen) as last_seen
-              from (select p, er, min(t) as first_seen, max(t) as last_seen from input group by p, er) a
+                     coalesce(i.first_seen, a.first_seen) as first_seen, coalesce(i.last_seen, a.last_seen) as last_seen,
+                     a.last_seen as latest_at, a.level, a.first_release, a.first_release_at, a.last_release,
+                     a.last_release_at
+              from (select p, er, min(t) as first_seen, max(t) as last_seen, (array_agg(l order by t desc))[1] as level,
+                           (array_agg(rel order by t) filter (where rel is not null))[1] as first_release,
+                           min(t) filter (where rel is not null) as first_release_at,
+                           (array_agg(rel order by t desc) filter (where rel is not null))[1] as last_release,
+                           max(t) filter (where rel is not null) as last_release_at
+                    from input group by p, er) a
               left join (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
                                 max(occurred_at) as last_seen
                          from inserted group by project_id, error_id) i

@@ -18,6 +18,7 @@ import io
 import json
 import re
 import string
+import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import quote, quote_from_bytes
@@ -70,7 +71,7 @@ def declared_params() -> list[str]:
 # Stand-ins for the ids of the objects the test creates, by path parameter; resolved when the request is sent.
 SYMBOLS = {
     "id": ["<project>", "<project_path>"], "user_id": ["<user>", "<admin>"], "token_id": ["<token>", "self"],
-    "key_id": ["<key>"], "error_id": ["<error>"],
+    "key_id": ["<key>"], "error_id": ["<error>"], "event_id": ["<event>", "latest"],
 }
 ODD_IDS = [
     "0", "00", "007", "-1", "+1", "1.0", "1e3", "0x10", "9223372036854775807", "9223372036854775808",
@@ -297,6 +298,7 @@ class Objects:
             project_id = project["id"]
             self.ids["<project>"], self.ids["<project_path>"] = str(project_id), quote(path, safe="")
             self.ids["<error>"] = str(await add_error(self.pool, project_id, "fp", minutes_ago=1))
+            self.ids["<event>"] = uuid.uuid4().hex  # no such event: its lookup answers 404
         for user_id in self.members:
             await self.pool.execute(
                 """insert into members (project_id, user_id, access_level) values ($1, $2, $3)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from app.db import error_tracking, tracked_errors
+from app.search_query import parse_query
 from tests.bench import sql
 from tests.conftest import connect
 
@@ -63,7 +64,7 @@ async def explain_queries(dsn: str) -> dict[str, str]:
             "settings": lambda db: error_tracking.settings(db, project_id),
             "client_keys": lambda db: error_tracking.list_keys(db, project_id, 20, 0),
             "key_lookup": lambda db: error_tracking.key_for_ingest(db, "glet_x"),
-            "error_list": lambda db: tracked_errors.list_errors(db, project_id, "unresolved", 20, 0),
+            "error_list": lambda db: tracked_errors.list_errors(db, project_id, parse_query(None), 20, 0),
             "error_events": lambda db: db.fetch(sql.ERROR_EVENTS, project_id, error_id),
         }
         plans = {}

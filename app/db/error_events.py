@@ -1,0 +1,94 @@
+"""One error's stored events: newest first, the latest, one by id, and an event's neighbours.
+
+Events are ordered by (occurred_at, event_id), newest first, along the (project_id, error_id,
+occurred_at) index of every day partition. The payload is the stored JSON text
+(``payload_text``) or, for events stored before sql/003_payload_text.sql, the jsonb ``payload``;
+rows are returned as dicts with it decoded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from app.db.pool import Executor
+
+_COLUMNS = """v.event_id, v.error_id, v.occurred_at, v.received_at, v.environment, v.release, v.level,
+    coalesce(v.payload_text, v.payload::text) as payload"""
+_OF_ERROR = "v.project_id = $1 and v.error_id = $2"
+_NEWEST_FIRST = "order by v.occurred_at desc, v.event_id desc"
+
+
+def _decoded(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    event = dict(row)
+    event["payload"] = orjson.loads(event["payload"])
+    return event
+
+
+async def list_events(
+    db: Executor, project_id: int, error_id: int, limit: int, offset: int
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """The error's stored events count (its ``events_count``, kept by the writer and retention,
+    so no count over its events) and a page of them, newest first; (None, []) for an unknown error."""
+    total = await db.fetchval(
+        "select events_count from error_tracking_errors where project_id = $1 and id = $2", project_id, error_id
+    )
+    rows = await db.fetch(
+        f"select {_COLUMNS} from error_tracking_error_events v where {_OF_ERROR} {_NEWEST_FIRST} limit $3 offset $4",
+        project_id, error_id, limit, offset,
+    )
+    return total, [_decoded(r) for r in rows]
+
+
+async def latest_event(db: Executor, project_id: int, error_id: int) -> dict[str, Any] | None:
+    return _decoded(await db.fetchrow(
+        f"select {_COLUMNS} from error_tracking_error_events v where {_OF_ERROR} {_NEWEST_FIRST} limit 1",
+        project_id, error_id,
+    ))
+
+
+# The primary key is (project_id, received_on, received_hour, event_id), and event ids are
+# random: an event is found by probing that key for each day since its error was created (a day
+# before, for the midnight between receiving the first event and committing it) and each hour,
+# one day partition at a time, rather than by reading all of the error's events.
+_EVENT = f"""
+    select {_COLUMNS}
+    from error_tracking_errors e
+    cross join lateral generate_series(((e.created_at at time zone 'UTC') - interval '1 day')::date,
+                                       (now() at time zone 'UTC')::date + 1, interval '1 day') d(day)
+    cross join lateral (
+        select * from error_tracking_error_events v
+        where v.project_id = e.project_id and v.received_on = d.day::date
+          and v.received_hour = any('{{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23}}'::smallint[])
+          and v.event_id = $3 and v.error_id = e.id) v
+    where e.project_id = $1 and e.id = $2
+    limit 1"""
+
+
+async def event(db: Executor, project_id: int, error_id: int, event_id: uuid.UUID) -> dict[str, Any] | None:
+    return _decoded(await db.fetchrow(_EVENT, project_id, error_id, event_id))
+
+
+_NEIGHBOUR = f"""
+    select v.event_id from error_tracking_error_events v where {_OF_ERROR} and {{where}}
+    order by v.occurred_at {{direction}}, v.event_id {{direction}} limit 1"""
+_NEIGHBOURS = {
+    "newest": _NEIGHBOUR.format(where="(v.occurred_at, v.event_id) > ($3, $4)", direction="desc"),
+    "newer": _NEIGHBOUR.format(where="(v.occurred_at, v.event_id) > ($3, $4)", direction="asc"),
+    "older": _NEIGHBOUR.format(where="(v.occurred_at, v.event_id) < ($3, $4)", direction="desc"),
+    "oldest": _NEIGHBOUR.format(where="(v.occurred_at, v.event_id) < ($3, $4)", direction="asc"),
+}
+
+
+async def neighbours(db: Executor, project_id: int, error_id: int, event_row: dict[str, Any]) -> dict[str, uuid.UUID | None]:
+    """The ids of the newest, next newer, next older and oldest events around ``event_row``;
+    None where that would be the event itself (it is the newest, or the oldest)."""
+    found = {}
+    for name, sql in _NEIGHBOURS.items():
+        found[name] = await db.fetchval(sql, project_id, error_id, event_row["occurred_at"], event_row["event_id"])
+    return found
