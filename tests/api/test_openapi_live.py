@@ -65,10 +65,14 @@ class Seed:
     key_id: int
     public_key: str
     error_id: int
+    event_id: str
 
     def values(self) -> dict[str, Any]:
         """Seeded values by parameter name: path ids and the collector's key."""
-        return {"id": self.project_id, "project_id": self.project_id, "error_id": self.error_id, "sentry_key": self.public_key}
+        return {
+            "id": self.project_id, "project_id": self.project_id, "error_id": self.error_id, "event_id": self.event_id,
+            "sentry_key": self.public_key,
+        }
 
     def is_project(self, ref: Any) -> bool:
         return parse_ref(str(ref)) == self.project_id or str(ref).lower() == PROJECT_PATH
@@ -124,15 +128,17 @@ async def seed(url: str, database_url: str) -> Seed:
         await _call(session, "POST", f"{project_api}/members", json={"user_id": user["id"], "access_level": MAINTAINER})
         await _call(session, "PUT", f"{project_api}/error_tracking/settings", json={"active": True, "integrated": True})
         (key,) = await _call(session, "GET", f"{project_api}/error_tracking/client_keys")
-        event = {"message": "seeded", "level": "error", "environment": "production", "tags": {"seed": "yes"}}
-        await _call(session, "POST", f"{url}/api/{project['id']}/store/", params={"sentry_key": key["public_key"]}, json=event)
+        event = {"message": "seeded", "level": "error", "environment": "production", "release": "1.0", "tags": {"seed": "yes"}}
+        stored = await _call(
+            session, "POST", f"{url}/api/{project['id']}/store/", params={"sentry_key": key["public_key"]}, json=event
+        )
         (error,) = await _call(session, "GET", f"{project_api}/error_tracking/errors")
     async with connect(database_url) as conn:  # the API lists no tokens; root's came with the start
         token_ids = frozenset(await conn.fetchval("select array_agg(id) from personal_access_tokens"))
         user_ids = frozenset(await conn.fetchval("select array_agg(id) from users"))
     return Seed(
         url=url, user_token=token["token"], token_ids=token_ids, user_ids=user_ids, project_id=project["id"],
-        key_id=key["id"], public_key=key["public_key"], error_id=error["id"],
+        key_id=key["id"], public_key=key["public_key"], error_id=error["id"], event_id=stored["id"],
     )
 
 
