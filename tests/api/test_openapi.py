@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 from aiohttp import web
+from openapi_spec_validator import validate
 
 from app import openapi
 from app.server import create_app
@@ -101,6 +102,26 @@ def test_every_reference_resolves() -> None:
                 walk(value)
 
     walk(document)
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    validate(openapi.document())
+
+
+def test_no_value_is_lost_to_yaml() -> None:
+    """A comma in an unquoted flow-mapping value (``{description: a, b}``) makes a key ``b`` with
+    no value, which OpenAPI's schema cannot see (schemas allow any keyword): none is null here."""
+
+    def nulls(node: object, where: str) -> list[str]:
+        if isinstance(node, dict):
+            return [f"{where}/{key}" for key, value in node.items() if value is None] + [
+                found for key, value in node.items() for found in nulls(value, f"{where}/{key}")
+            ]
+        if isinstance(node, list):
+            return [found for index, value in enumerate(node) for found in nulls(value, f"{where}/{index}")]
+        return []
+
+    assert nulls(openapi.document(), "#") == []
 
 
 def test_operation_ids_are_unique() -> None:
