@@ -44,14 +44,23 @@ def page_from(params: Params) -> Page:
 
 
 def page_headers(
-    page: Page, total: int, *, external_url: str, raw_path: str, query: Iterable[tuple[str, str]]
+    page: Page, total: int | None, *, external_url: str, raw_path: str, query: Iterable[tuple[str, str]],
+    has_next: bool = False,
 ) -> dict[str, str]:
     """GitLab's pagination headers for ``page`` of ``total`` items; ``Link`` addresses are
-    ``raw_path`` (still percent-encoded) under ``external_url`` with the ``query`` pairs kept."""
-    total_pages = max(1, math.ceil(total / page.size))
-    next_page = page.number + 1 if page.number < total_pages else None
-    # As GitLab (Kaminari): no previous page past the last one.
-    prev_page = page.number - 1 if 1 < page.number <= total_pages else None
+    ``raw_path`` (still percent-encoded) under ``external_url`` with the ``query`` pairs kept.
+
+    ``total`` None: too many to count (GitLab stops at 10,000). As GitLab then, ``X-Total``,
+    ``X-Total-Pages`` and the ``last`` link are left out, and ``has_next`` says whether a next page exists."""
+    if total is None:
+        total_pages = None
+        next_page = page.number + 1 if has_next else None
+        prev_page = page.number - 1 if page.number > 1 else None
+    else:
+        total_pages = max(1, math.ceil(total / page.size))
+        next_page = page.number + 1 if page.number < total_pages else None
+        # As GitLab (Kaminari): no previous page past the last one.
+        prev_page = page.number - 1 if 1 < page.number <= total_pages else None
     external = urlsplit(external_url)
     base = f"{external.scheme}://{external.netloc}{external.path.rstrip('/')}{raw_path}"
     kept = [(name, value) for name, value in query if name not in ("page", "per_page")]
@@ -60,9 +69,9 @@ def page_headers(
         if number is not None:
             link_query = urlencode([*kept, ("page", str(number)), ("per_page", str(page.size))])
             links.append(f'<{base}?{link_query}>; rel="{rel}"')
+    counted = {} if total is None else {"X-Total": str(total), "X-Total-Pages": str(total_pages)}
     return {
-        "X-Total": str(total),
-        "X-Total-Pages": str(total_pages),
+        **counted,
         "X-Per-Page": str(page.size),
         "X-Page": str(page.number),
         "X-Next-Page": str(next_page or ""),

@@ -3,7 +3,8 @@
 GitLab's REST API has no route for integrated error tracking's errors; these follow its
 conventions (pagination, bodies, roles as for Sentry issues in GitLab: Reporter reads,
 Developer changes the status). The list takes ``status`` (``unresolved`` by default, or
-``all``), ``search`` (:mod:`app.search_query`), ``environment`` and ``sort``.
+``all``), ``search`` (:mod:`app.search_query`), ``environment`` and ``sort``; past 10,000
+matching errors it gives no ``X-Total``, ``X-Total-Pages`` nor ``last`` link, as GitLab.
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ async def list_errors(request: web.Request) -> web.Response:
         query = parse_query(search, status=status, environment=environment, sort=sort)
     except ValueError as exc:
         raise HTTPProblem.bad_params(str(exc)) from None
-    total, rows = await tracked_errors.list_errors(request.app[state.POOL], access.project_id, query, page.size, page.offset)
-    return paginated(request, page, total, [entities.error(r) for r in rows])
+    # One row more than the page: whether a next page exists when there are too many to count.
+    total, rows = await tracked_errors.list_errors(
+        request.app[state.POOL], access.project_id, query, page.size + 1, page.offset
+    )
+    items = [entities.error(r) for r in rows[: page.size]]
+    if total > tracked_errors.COUNT_LIMIT:
+        return paginated(request, page, None, items, has_next=len(rows) > page.size)
+    return paginated(request, page, total, items)
 
 
 @routes.put(ERRORS_PATH)

@@ -9,6 +9,7 @@ rows are returned as dicts with it decoded.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -53,25 +54,30 @@ async def latest_event(db: Executor, project_id: int, error_id: int) -> dict[str
 
 
 # The primary key is (project_id, received_on, received_hour, event_id), and event ids are
-# random: an event is found by probing that key for each day since its error was created (a day
-# before, for the midnight between receiving the first event and committing it) and each hour,
-# one day partition at a time, rather than by reading all of the error's events.
+# random: an event is found by probing that key once per hour of each day since its error was
+# created (from a day before, for the midnight between receiving the first event and
+# committing it), each probe pruned to its day's partition, rather than by reading all of the
+# error's events or all of the project's keys in every partition.
 _EVENT = f"""
     select {_COLUMNS}
-    from error_tracking_errors e
-    cross join lateral generate_series(((e.created_at at time zone 'UTC') - interval '1 day')::date,
-                                       (now() at time zone 'UTC')::date + 1, interval '1 day') d(day)
+    from unnest($4::date[]) d(day) cross join generate_series(0, 23) h(hour)
     cross join lateral (
         select * from error_tracking_error_events v
-        where v.project_id = e.project_id and v.received_on = d.day::date
-          and v.received_hour = any('{{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23}}'::smallint[])
-          and v.event_id = $3 and v.error_id = e.id) v
-    where e.project_id = $1 and e.id = $2
+        where v.project_id = $1 and v.received_on = d.day and v.received_hour = h.hour and v.event_id = $3
+        offset 0) v
+    where v.error_id = $2
     limit 1"""
 
 
 async def event(db: Executor, project_id: int, error_id: int, event_id: uuid.UUID) -> dict[str, Any] | None:
-    return _decoded(await db.fetchrow(_EVENT, project_id, error_id, event_id))
+    created_at = await db.fetchval(
+        "select created_at from error_tracking_errors where project_id = $1 and id = $2", project_id, error_id
+    )
+    if created_at is None:
+        return None
+    first_day = created_at.astimezone(timezone.utc).date() - timedelta(days=1)
+    days = [first_day + timedelta(days=n) for n in range((datetime.now(timezone.utc).date() - first_day).days + 2)]
+    return _decoded(await db.fetchrow(_EVENT, project_id, error_id, event_id, days))
 
 
 _NEIGHBOUR = f"""

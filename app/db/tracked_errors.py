@@ -16,7 +16,7 @@ from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
 __all__ = [
-    "STATUSES", "error", "error_summary", "list_errors", "recent_counts", "set_status", "set_statuses", "status_counts",
+    "COUNT_LIMIT", "STATUSES", "error", "error_summary", "list_errors", "recent_counts", "set_status", "set_statuses", "status_counts",
 ]
 
 _COLUMNS = (
@@ -29,6 +29,9 @@ ERROR_COLUMNS = ", ".join(f"e.{c}" for c in _COLUMNS) + """,
 _SORT_KEYS = {"last_seen": "last_seen_at", "first_seen": "first_seen_at", "frequency": "events_count"}
 #: The events whose tags the summary counts: the latest ones.
 SUMMARY_EVENTS = 100
+#: Lists count at most this many errors and one more (as GitLab, which then gives no total):
+#: counting a large project's every error would cost more than listing a page of them.
+COUNT_LIMIT = 10_000
 TOP_TAG_VALUES = 10
 
 
@@ -70,13 +73,16 @@ def _substring_pattern(text: str) -> str:
 async def list_errors(
     db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
 ) -> tuple[int, list[asyncpg.Record]]:
-    """The total matching ``query`` and a page of them, highest sort key first (then newest id)."""
+    """How many match ``query`` (but at most ``COUNT_LIMIT + 1``) and a page of them, highest sort
+    key first (then newest id)."""
     conditions, args = _filters(project_id, query)
     if query.status is not None:
         args.append(query.status)
         conditions.append(f"e.status = ${len(args)}")
     where = " and ".join(conditions)
-    total = await db.fetchval(f"select count(*) from error_tracking_errors e where {where}", *args)
+    total = await db.fetchval(
+        f"select count(*) from (select from error_tracking_errors e where {where} limit {COUNT_LIMIT + 1}) e", *args
+    )
     key = _SORT_KEYS[query.sort]
     order = f"order by e.{key} desc, e.id desc"
     limit_arg, offset_arg = f"${len(args) + 1}", f"${len(args) + 2}"
@@ -95,15 +101,16 @@ async def list_errors(
 
 
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
-    """How many errors of each status match ``query``'s other filters (the list's tabs)."""
+    """How many errors of each status match ``query``'s other filters (the list's tabs), each
+    counted along its status's index and at most ``COUNT_LIMIT + 1``."""
     conditions, args = _filters(project_id, query)
-    rows = await db.fetch(
-        f"select e.status, count(*) from error_tracking_errors e where {' and '.join(conditions)} group by e.status",
-        *args,
+    where = " and ".join(conditions)
+    counts = " union all ".join(
+        f"select '{status}' as status, count(*) from "
+        f"(select from error_tracking_errors e where {where} and e.status = '{status}' limit {COUNT_LIMIT + 1}) e"
+        for status in STATUSES
     )
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update((r["status"], r["count"]) for r in rows)
-    return counts
+    return {r["status"]: r["count"] for r in await db.fetch(counts, *args)}
 
 
 async def error(db: Executor, project_id: int, error_id: int) -> asyncpg.Record | None:

@@ -164,3 +164,12 @@ async def test_events_stored_as_jsonb_before_payload_text_are_read_too(api, pool
     assert reply.body["payload"]["tags"] == {"browser": "firefox", "n": 0}
     summary = (await api.get(errors_url(tracked.project_id, f"/{error_id}"), token=ROOT_TOKEN)).body["summary"]
     assert {"value": "firefox", "count": 3} in next(t["values"] for t in summary["tags"] if t["key"] == "browser")
+
+
+async def test_tags_sent_as_pairs_are_counted_too(server, api, checkout) -> None:
+    tracked, error_id, _ = checkout
+    await send(server, tracked, checkout_event(tags=[["browser", "opera"], ["bad"], "worse", ["level", "x"]]))
+    summary = (await api.get(errors_url(tracked.project_id, f"/{error_id}"), token=ROOT_TOKEN)).body["summary"]
+    tags = {t["key"]: t["values"] for t in summary["tags"]}
+    assert {"value": "opera", "count": 1} in tags["browser"]
+    assert tags["level"] == [{"value": "error", "count": 6}]  # the column, not the payload's tag

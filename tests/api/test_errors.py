@@ -15,6 +15,7 @@ from tests.api.helpers import (
     PROJECT_NOT_FOUND,
     REPORTER,
     UNAUTHORIZED,
+    parse_link_header,
 )
 from tests.conftest import ROOT_TOKEN
 
@@ -245,3 +246,45 @@ async def test_show_has_the_summary(api, world, pool) -> None:
     assert starts == sorted(starts) and starts[1] - starts[0] == timedelta(hours=1)
     assert all(b["count"] == 0 for b in summary["events_per_hour"] + summary["events_per_day"])
     assert (summary["tags"], summary["environments"], summary["releases"]) == ([], [], [])
+
+
+async def test_past_ten_thousand_errors_no_total_is_given_as_in_gitlab(api, world, pool) -> None:
+    project = await world.project()
+    await pool.execute(
+        """insert into error_tracking_errors (project_id, fingerprint, name, description, actor, platform,
+                                              first_seen_at, last_seen_at, events_count)
+           select $1, 'fp' || i, 'E', 'd', 'a', 'python', $2::timestamptz, $2::timestamptz - i * interval '1 second', 1
+           from generate_series(1, 10005) i""",
+        project["id"], NOW,
+    )
+    first = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100"})
+    assert len(first.body) == 100
+    assert "X-Total" not in first.headers and "X-Total-Pages" not in first.headers
+    assert (first.headers["X-Page"], first.headers["X-Next-Page"], first.headers["X-Prev-Page"]) == ("1", "2", "")
+    assert set(parse_link_header(first.headers["Link"])) == {"next", "first"}
+    last = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100", "page": "101"})
+    assert len(last.body) == 5 and "X-Total" not in last.headers
+    assert (last.headers["X-Next-Page"], last.headers["X-Prev-Page"]) == ("", "100")
+    assert set(parse_link_header(last.headers["Link"])) == {"prev", "first"}
+    full = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100", "page": "100"})
+    assert full.headers["X-Next-Page"] == "101"
+    # Filtered to 10,000 or fewer, the total is given again.
+    await pool.execute("update error_tracking_errors set status = 'ignored' where project_id = $1 and events_count = 1"
+                       " and fingerprint in ('fp1', 'fp2', 'fp3', 'fp4', 'fp5', 'fp6')", project["id"])
+    counted = await api.get(errors_url(project), token=ROOT_TOKEN, params={"per_page": "100"})
+    assert (counted.headers["X-Total"], counted.headers["X-Total-Pages"]) == ("9999", "100")
+    assert "last" in parse_link_header(counted.headers["Link"])
+
+
+@pytest.mark.parametrize("how", ["json", "form", "query"])
+async def test_status_may_come_as_json_form_or_query(api, world, pool, how) -> None:
+    project = await world.project()
+    error_id = await add_error(pool, project["id"], "a", 1)
+    url = errors_url(project, f"/{error_id}")
+    if how == "json":
+        reply = await api.put(url, token=ROOT_TOKEN, json={"status": "ignored"})
+    elif how == "form":
+        reply = await api.put(url, token=ROOT_TOKEN, data={"status": "ignored"})
+    else:
+        reply = await api.put(url + "?status=ignored", token=ROOT_TOKEN)
+    assert (reply.status, reply.body["status"]) == (200, "ignored")

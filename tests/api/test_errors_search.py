@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
+from app.db import tracked_errors
+from app.search_query import parse_query
 from tests.api.triage import errors_url, exception_event, message_event, send, tracked_project
 from tests.conftest import ROOT_TOKEN
 
@@ -126,3 +130,27 @@ async def test_search_does_not_reach_another_project(server, api, world, shop) -
                                               module="shop.views", environment="production"))
     assert len(await listed(api, tracked, search="cart")) == 1
     assert len(await listed(api, other, search="cart environment:production")) == 1
+
+
+async def test_status_counts_apply_the_other_filters(pool, shop) -> None:
+    tracked, _ = shop
+    counts = await tracked_errors.status_counts(pool, tracked.project_id, parse_query(None))
+    assert counts == {"unresolved": 3, "resolved": 1, "ignored": 0}
+    counts = await tracked_errors.status_counts(pool, tracked.project_id, parse_query("shop", environment="production"))
+    assert counts == {"unresolved": 1, "resolved": 1, "ignored": 0}
+
+
+async def test_recent_counts_per_hour_oldest_first(server, pool, shop) -> None:
+    tracked, named = shop
+    await send(server, tracked, exception_event("ValueError", "cart 17 is empty", function="checkout",
+                                                module="shop.views"), ago=2 * 3600)
+    now = datetime.now(timezone.utc)
+    counts = await tracked_errors.recent_counts(pool, tracked.project_id, [named["A"], named["B"], 0], now)
+    assert set(counts) == {named["A"], named["B"], 0}
+    assert all(len(c) == 24 for c in counts.values())
+    assert counts[0] == [0] * 24 and sum(counts[named["B"]]) == 1
+    assert sum(counts[named["A"]]) == 2
+    # The event two hours ago is in the bucket of its hour (the current one is last).
+    hours_back = (now.replace(minute=0, second=0, microsecond=0) - (now - timedelta(hours=2)).replace(
+        minute=0, second=0, microsecond=0)) // timedelta(hours=1)
+    assert counts[named["A"]][23 - hours_back] >= 1

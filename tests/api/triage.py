@@ -26,12 +26,13 @@ def errors_url(project_id: int, suffix: str = "") -> str:
     return f"/projects/{project_id}/error_tracking/errors{suffix}"
 
 
-async def send(server: Any, tracked: TrackedProject, *events: dict[str, Any], ago: float = 0) -> list[str]:
-    """Post each event in its own envelope (so its own batch), ``ago`` seconds in the past
-    unless it has its own timestamp; returns their ids."""
+async def send(server: Any, tracked: TrackedProject, *events: dict[str, Any], ago: float | None = None) -> list[str]:
+    """Post each event in its own envelope (so its own batch), timestamped ``ago`` seconds in
+    the past when given; returns their ids."""
     async with aiohttp.ClientSession() as http:
         for event in events:
-            event.setdefault("timestamp", time.time() - ago)
+            if ago is not None:
+                event["timestamp"] = time.time() - ago
             status, body, _ = await post_envelope(
                 http, collector_url(server.url, tracked.project_id), event_envelope(event),
                 sentry_auth(tracked.public_key),
