@@ -88,6 +88,13 @@ def test_the_walk_sees_a_route_the_document_lacks(database_url: str) -> None:
     assert missing == {("POST", "/api/v4/undocumented/{thing_id}")}
 
 
+def test_the_walk_sees_a_documented_route_that_does_not_exist(database_url: str) -> None:
+    document = openapi.document()
+    stale = {**document, "paths": {**document["paths"], "/api/v4/gone/{gone_id}": {"delete": {"responses": {}}}}}
+    extra = documented_operations(stale) - routed_operations(create_app(settings_for(database_url)))
+    assert extra == {("DELETE", "/api/v4/gone/{gone_id}")}
+
+
 def test_every_reference_resolves() -> None:
     document = openapi.document()
 
