@@ -14,7 +14,7 @@ import signal
 
 from aiohttp import web
 
-from app import headers, health, state, selfreport
+from app import headers, health, openapi, state, selfreport
 from app import web as web_page
 from app.api import setup_routes as setup_api_routes
 from app.config import Settings
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(ingest_ctx)
     health.setup_routes(app, with_metrics=settings.metrics_port is None)
     setup_api_routes(app)
+    openapi.setup_routes(app)
     setup_ingest_routes(app)
     web_page.setup(app)
     return app
