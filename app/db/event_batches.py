@@ -40,13 +40,15 @@ _ERROR_IDS = """
 # The same statement keeps what the errors list filters on (sql/006_triage.sql): the latest
 # event's level and the first and last release, compared with the error's first and last
 # seen times since batches may bring older events; the (error, environment) and (error,
-# release) pairs, inserted once each. Those inserts read ``locked``, so that they happen with
-# the errors' rows locked: two batches never wait on each other's pairs out of key order.
+# release) pairs, inserted once each, of the events flagged ($11, $12) as maybe bringing a new
+# one (the writer leaves out pairs it knows are stored: most events repeat their error's). Those
+# inserts read ``locked``, so that they happen with the errors' rows locked: two batches never
+# wait on each other's pairs out of key order.
 _INSERT_EVENTS = """
     with input as (
         select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                             $7::timestamptz[], $8::timestamptz[], $9::text[])
-            as x(p, er, ev, l, env, rel, t, r, pl)
+                             $7::timestamptz[], $8::timestamptz[], $9::text[], $11::boolean[], $12::boolean[])
+            as x(p, er, ev, l, env, rel, t, r, pl, new_env, new_rel)
     ), inserted as (
         insert into error_tracking_error_events
             (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
@@ -71,12 +73,12 @@ _INSERT_EVENTS = """
         for no key update of e
     ), environments as (
         insert into error_tracking_error_environments (project_id, environment, error_id)
-        select distinct p, env, er from input where env is not null and (p, er) in (select project_id, id from locked)
+        select distinct p, env, er from input where new_env and env is not null and (p, er) in (select project_id, id from locked)
         order by 1, 2, 3
         on conflict do nothing
     ), releases as (
         insert into error_tracking_error_releases (project_id, release, error_id)
-        select distinct p, rel, er from input where rel is not null and (p, er) in (select project_id, id from locked)
+        select distinct p, rel, er from input where new_rel and rel is not null and (p, er) in (select project_id, id from locked)
         order by 1, 2, 3
         on conflict do nothing
     ), counted as (
@@ -148,12 +150,16 @@ async def insert_events(
     received_at: list[datetime],
     payloads: list[str],
     max_events_per_error: int | None,
+    new_environments: list[bool],
+    new_releases: list[bool],
 ) -> list[asyncpg.Record]:
-    """Store the events and count them on their errors (all errors must exist); returns the
-    ``(project_id, event_id)`` of the events really inserted (duplicates and events over the cap excluded)."""
+    """Store the events and count them on their errors (all errors must exist), and the
+    (error, environment) and (error, release) pairs of the events flagged in ``new_environments``
+    and ``new_releases``; returns the ``(project_id, event_id)`` of the events really inserted
+    (duplicates and events over the cap excluded)."""
     return await conn.fetch(
         _INSERT_EVENTS, project_ids, error_ids, event_ids, levels, environments, releases, occurred_at, received_at,
-        payloads, max_events_per_error,
+        payloads, max_events_per_error, new_environments, new_releases,
     )
 
 

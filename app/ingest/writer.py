@@ -10,7 +10,9 @@ commit to return go as soon as one does.
 Each batch is written with the set-based statements of :mod:`app.db.event_batches`: errors
 not seen before are created first, then the events are stored and their errors' counters
 updated in a single statement and so a single transaction. Which errors are known comes from
-:class:`ErrorIds`, a per-process cache that learns an error only once its creation committed.
+:class:`ErrorIds`, a per-process cache that learns an error only once its creation committed;
+likewise :class:`StoredPairs` keeps the errors' environments and releases known to be stored,
+so that a batch sends only those that may be new.
 Two batches in flight never carry the same event id: a copy waits in the queue until the batch
 with the other commits, so that the look at the previous hour's keys sees it (concurrent
 inserts of the same key would only meet in the same hour). A request is answered only after
@@ -56,6 +58,7 @@ RETRY_REASONS = tuple(reason for _, reason in RETRIED)
 _RETRYABLE = tuple(kind for kind, _ in RETRIED)
 
 ErrorKey = tuple[int, str]  # (project_id, fingerprint)
+PairKey = tuple[int, int, str, str]  # (project_id, error_id, "environment" or "release", its value)
 EventKey = tuple[int, str]  # (project_id, event_id)
 
 
@@ -108,6 +111,7 @@ class EventWriter:
         self._down_until = 0.0
         self.in_flight = 0  # events in the batches in flight
         self.error_ids = ErrorIds()
+        self.stored_pairs = StoredPairs()
 
     @property
     def pending(self) -> int:
@@ -248,7 +252,7 @@ class EventWriter:
         behind the id cache, are retried (and counted by reason)."""
         for attempt in range(WRITE_RETRIES):
             try:
-                return await write_batch(self.pool, batch, self.error_ids, self.max_events_per_error)
+                return await write_batch(self.pool, batch, self.error_ids, self.max_events_per_error, self.stored_pairs)
             except _RETRYABLE as exc:
                 if attempt == WRITE_RETRIES - 1:
                     raise
@@ -290,6 +294,26 @@ class ErrorIds:
         return self._ids[key]
 
 
+class StoredPairs:
+    """The (error, environment) and (error, release) pairs this process knows are stored: the
+    events of a frequent error repeat the same few, and each one sent costs the batch statement
+    an index probe. Learned only once the batch that wrote them committed. A pair of an error
+    deleted since stays harmless: error ids are never reused."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        self._pairs: set[PairKey] = set()
+
+    def __contains__(self, key: PairKey) -> bool:
+        return key in self._pairs
+
+    def remember(self, keys: set[PairKey]) -> None:
+        if len(self._pairs) + len(keys) > self.MAX_ENTRIES:
+            self._pairs.clear()
+        self._pairs.update(keys)
+
+
 async def _create_errors(
     conn: asyncpg.Connection, new: list[PendingEvent]
 ) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
@@ -306,21 +330,40 @@ async def _create_errors(
 
 
 async def _insert_events(
-    conn: asyncpg.Connection, batch: list[PendingEvent], error_ids: ErrorIds | Mapping[ErrorKey, int], cap: int | None
+    conn: asyncpg.Connection,
+    batch: list[PendingEvent],
+    error_ids: ErrorIds | Mapping[ErrorKey, int],
+    cap: int | None,
+    stored: StoredPairs,
+    sent: set[PairKey],
 ) -> list[asyncpg.Record]:
+    """Store the batch, with the pairs not in ``stored``; those are added to ``sent``."""
+    ids = [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch]
+
+    def new(kind: str, values: list[str | None]) -> list[bool]:
+        flags = []
+        for event, error_id, value in zip(batch, ids, values):
+            key = (event.project_id, error_id, kind, value)
+            flags.append(value is not None and key not in stored)
+            if flags[-1]:
+                sent.add(key)  # type: ignore[arg-type]
+        return flags
+
+    environments = [e.summary.environment for e in batch]
+    releases = [e.summary.release for e in batch]
     return await event_batches.insert_events(
-        conn,
-        [e.project_id for e in batch],
-        [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch],
-        [e.event_id for e in batch], [e.summary.level for e in batch],
-        [e.summary.environment for e in batch], [e.summary.release for e in batch],
-        [e.summary.occurred_at for e in batch], [e.received_at for e in batch], [e.payload for e in batch],
-        cap,
+        conn, [e.project_id for e in batch], ids, [e.event_id for e in batch], [e.summary.level for e in batch],
+        environments, releases, [e.summary.occurred_at for e in batch], [e.received_at for e in batch],
+        [e.payload for e in batch], cap, new("environment", environments), new("release", releases),
     )
 
 
 async def write_batch(
-    pool: asyncpg.Pool, batch: list[PendingEvent], error_ids: ErrorIds, max_events_per_error: int | None = None
+    pool: asyncpg.Pool,
+    batch: list[PendingEvent],
+    error_ids: ErrorIds,
+    max_events_per_error: int | None = None,
+    stored_pairs: StoredPairs | None = None,
 ) -> set[EventKey]:
     """Store a batch; returns the (project_id, event_id) pairs really inserted (duplicates excluded).
 
@@ -334,24 +377,28 @@ async def write_batch(
     for event in batch:
         firsts.setdefault((event.project_id, event.summary.fingerprint), event)
     missing = error_ids.missing(list(firsts))
+    stored = stored_pairs if stored_pairs is not None else StoredPairs()
+    sent: set[PairKey] = set()
     try:
         async with pool.acquire() as conn:
             if not missing:
-                rows = await _insert_events(conn, batch, error_ids, max_events_per_error)
+                rows = await _insert_events(conn, batch, error_ids, max_events_per_error, stored, sent)
             else:
                 async with conn.transaction():
                     created, learned = await _create_errors(conn, [firsts[key] for key in missing])
                     ids = {key: error_ids[key] for key in firsts if key not in missing}
                     ids.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
-                    rows = await _insert_events(conn, batch, ids, max_events_per_error)
+                    rows = await _insert_events(conn, batch, ids, max_events_per_error, stored, sent)
                     if created and len(rows) < len(batch):
                         await event_batches.delete_empty_errors(
                             conn, [r["project_id"] for r in created], [r["id"] for r in created]
                         )
                         learned = []  # some may be gone again: looked up the next time
+                        sent = set()  # and their pairs with them
                 # Learned once committed, not before: a batch beside this one that took an id
                 # from the cache earlier would point its events at a row it cannot see yet.
                 error_ids.remember(learned)
+            stored.remember(sent)
     except asyncpg.ForeignKeyViolationError:
         error_ids.forget(list(firsts))
         raise

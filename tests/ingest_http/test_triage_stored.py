@@ -13,7 +13,10 @@ import sentry_sdk
 from app.ingest.grouping import fingerprint_for
 from app.ingest.payload import pack_event
 from app.ingest.summary import summarize_event
-from app.ingest.writer import ErrorIds, PendingEvent, write_batch
+import asyncpg
+import pytest
+
+from app.ingest.writer import ErrorIds, PendingEvent, StoredPairs, write_batch
 from tests.faults.helpers import partitions_around_today
 from tests.ingest_http.helpers import (
     assert_accepted,
@@ -119,6 +122,53 @@ async def test_one_batch_of_one_error_orders_its_events_by_time(pool, world) -> 
     assert await triage_of(pool, project_id, error["id"]) == {
         "level": "warning", "first_release": "a", "last_release": "c",
         "environments": ["production", "qa"], "releases": ["a", "b", "c", "old"],
+    }
+
+
+async def test_pairs_known_to_be_stored_are_not_sent_again_but_new_ones_land(pool, world) -> None:
+    await partitions_around_today(pool)
+    project_id = (await world.project())["id"]
+    now = datetime.now(timezone.utc)
+    ids, stored = ErrorIds(), StoredPairs()
+    await write_batch(pool, [pending(project_id, now, -9, environment="production", release="a")], ids, None, stored)
+    [error] = await errors(pool, project_id)
+    assert (project_id, error["id"], "environment", "production") in stored
+    assert (project_id, error["id"], "release", "a") in stored
+    # Rows removed behind the writer's back show what it sends: the known pairs are not sent again ...
+    await pool.execute("delete from error_tracking_error_environments where project_id = $1", project_id)
+    await pool.execute("delete from error_tracking_error_releases where project_id = $1", project_id)
+    await write_batch(pool, [pending(project_id, now, -8, environment="production", release="a")], ids, None, stored)
+    assert await triage_of(pool, project_id, error["id"]) == {
+        "level": "error", "first_release": "a", "last_release": "a", "environments": [], "releases": [],
+    }
+    # ... a new environment or release of the known error is, and so is every pair by a writer that knows none.
+    await write_batch(pool, [pending(project_id, now, -7, environment="staging", release="b")], ids, None, stored)
+    await write_batch(pool, [pending(project_id, now, -6, environment="production", release="a")], ids)
+    found = await triage_of(pool, project_id, error["id"])
+    assert (found["environments"], found["releases"]) == (["production", "staging"], ["a", "b"])
+
+
+async def test_pairs_are_learned_only_from_a_committed_batch(pool, world) -> None:
+    await partitions_around_today(pool)
+    project_id = (await world.project())["id"]
+    now = datetime.now(timezone.utc)
+    event = pending(project_id, now, -5, environment="production", release="a")
+    ids, stored = ErrorIds(), StoredPairs()
+    # An error deleted behind the id cache fails the batch: nothing about its pairs is learned.
+    ids.remember([{"project_id": project_id, "fingerprint": event.summary.fingerprint, "id": 2**40}])
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await write_batch(pool, [event], ids, None, stored)
+    assert (project_id, 2**40, "environment", "production") not in stored
+    assert (project_id, 2**40, "release", "a") not in stored
+    # An error created for a retry whose event was a duplicate is deleted again, and its pairs with it.
+    await write_batch(pool, [event], ids, None, stored)
+    [error] = await errors(pool, project_id)
+    retry = pending(project_id, now, -5, environment="qa", release="b", exception={"values": [{"type": "Other"}]})
+    retry.event_id = event.event_id
+    assert await write_batch(pool, [retry], ids, None, stored) == set()
+    assert [e["id"] for e in await errors(pool, project_id)] == [error["id"]]
+    assert {(project_id, error["id"], "environment", "production"), (project_id, error["id"], "release", "a")} == {
+        key for key in stored._pairs if key[0] == project_id
     }
 
 
