@@ -39,7 +39,7 @@ def chromium_path() -> Path:
         message = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(reason=message)
     return CHROMIUM
 
 
