@@ -20,7 +20,7 @@ from app.health import LIVENESS_PATH
 from tests.conftest import ROOT_TOKEN, Api, Server, ServerFactory, World
 from tests.ingest_http.helpers import COLLECTOR, event_envelope, exception_event, tracked_project
 from tests.ops.conftest import ProcessFactory
-from tests.ops.rawhttp import RawConnection
+from tests.ops.rawhttp import RawConnection, post_head
 
 TIMEOUT = 0.5
 # How long past a timeout the connection may take to close on a busy test machine.
@@ -34,12 +34,6 @@ def counter(server: Server, name: str, **labels: str) -> float:
 
 def timed_out(server: Server, phase: str) -> float:
     return counter(server, "errgate_connections_timed_out_total", phase=phase)
-
-
-def post_head(path: str, length: int, **headers: str) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: errgate.test", f"Content-Length: {length}"]
-    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 # --- configuration ---------------------------------------------------------------------------
