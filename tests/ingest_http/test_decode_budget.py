@@ -15,6 +15,7 @@ from tests.ingest_http.helpers import (
     assert_problem,
     collector_url,
     count_events,
+    counter,
     event_envelope,
     exception_event,
     post_envelope,
@@ -32,8 +33,7 @@ def in_flight(server: Server) -> float | None:
 
 
 def refused_for_budget(server: Server) -> float:
-    registry = server.app[state.METRICS].registry
-    return registry.get_sample_value("errgate_events_rejected_total", {"reason": "decode_budget"}) or 0.0
+    return counter(server, "errgate_events_rejected_total", reason="decode_budget")
 
 
 async def eventually(condition, timeout: float = 5.0) -> bool:
