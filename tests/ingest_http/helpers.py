@@ -225,10 +225,14 @@ def payload_of(row: asyncpg.Record) -> dict[str, Any]:
     return unpack_event(row["payload_text"])
 
 
+def counter(server: Any, name: str, **labels: str) -> float:
+    """A sample of ``server``'s metrics registry, 0 when it has none yet."""
+    return server.app[state.METRICS].registry.get_sample_value(name, labels) or 0.0
+
+
 def items_received(server: Any, item_type: str) -> float:
     """The collector's count of received items of ``item_type`` (Prometheus counter)."""
-    value = server.app[state.METRICS].registry.get_sample_value("errgate_ingest_items_total", {"type": item_type})
-    return value or 0.0
+    return counter(server, "errgate_ingest_items_total", type=item_type)
 
 
 # --- HTTP -----------------------------------------------------------------------------------

@@ -15,13 +15,14 @@ from tests.ingest_http.helpers import (
     assert_problem,
     collector_url,
     count_events,
+    counter,
     event_envelope,
     exception_event,
     post_envelope,
     sentry_auth,
     tracked_project,
 )
-from tests.ops.rawhttp import RawConnection
+from tests.ops.rawhttp import RawConnection, post_head
 
 KiB = 1024
 BUDGET = 256 * KiB
@@ -32,8 +33,7 @@ def in_flight(server: Server) -> float | None:
 
 
 def refused_for_budget(server: Server) -> float:
-    registry = server.app[state.METRICS].registry
-    return registry.get_sample_value("errgate_events_rejected_total", {"reason": "decode_budget"}) or 0.0
+    return counter(server, "errgate_events_rejected_total", reason="decode_budget")
 
 
 async def eventually(condition, timeout: float = 5.0) -> bool:
@@ -98,10 +98,7 @@ async def test_a_client_that_hangs_up_mid_body_gives_its_bytes_back(start_server
     server = await start_server()
     tracked = await tracked_project(Api(api.session, server.url), world)
     _, body = padded_event_envelope(400 * KiB)
-    head = (
-        f"POST {collector_url('', tracked.project_id)} HTTP/1.1\r\nHost: errgate.test\r\n"
-        f"Content-Length: {len(body)}\r\nX-Sentry-Auth: Sentry sentry_key={tracked.public_key}\r\n\r\n"
-    ).encode()
+    head = post_head(collector_url("", tracked.project_id), len(body), **sentry_auth(tracked.public_key))
     async with RawConnection(server.url) as conn:
         await conn.send(head + body[: len(body) // 2])
         assert await eventually(lambda: in_flight(server) == len(body) // 2), in_flight(server)

@@ -32,7 +32,7 @@ from tests.ingest_http.helpers import (
     sentry_auth,
     tracked_project,
 )
-from tests.ops.rawhttp import RawConnection
+from tests.ops.rawhttp import RawConnection, post_head
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -196,12 +196,6 @@ async def test_store_inflates_at_most_the_event_limit(start_server, http, world,
 # --- a body still arriving is not read -------------------------------------------------------------
 
 
-def request_head(path: str, length: int, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: errgate.test", f"Content-Length: {length}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 @pytest.mark.parametrize(
     ("endpoint", "key", "status"),
     [("envelope", None, 401), ("envelope", "glet_unknown", 403), ("store", None, 401), ("store", "glet_unknown", 403)],
@@ -214,7 +208,7 @@ async def test_a_refused_request_is_answered_before_its_body_arrives(server, tra
     first = b'{"sent_at":"2026-01-01T00:00:00Z"}\n' + os.urandom(128 * KIB)
     costs = Costs(server)
     async with RawConnection(server.url) as conn:
-        await conn.send(request_head(path, 64 * MIB, headers) + first)
+        await conn.send(post_head(path, 64 * MIB, **headers) + first)
         answer = await conn.answer(timeout=5)
         assert answer.status == status, answer.raw
         assert answer.headers["connection"] == "close"

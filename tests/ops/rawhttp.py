@@ -22,6 +22,13 @@ class Answer:
         return orjson.loads(self.body)
 
 
+def post_head(path: str, length: int, **headers: str) -> bytes:
+    """A POST's request line and headers (``X_Sentry_Auth=`` is ``X-Sentry-Auth``), its body to follow."""
+    lines = [f"POST {path} HTTP/1.1", "Host: errgate.test", f"Content-Length: {length}"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 class RawConnection:
     """``async with RawConnection(url) as conn:`` then :meth:`send`, :meth:`trickle`, :meth:`answer`, :meth:`closed`."""
 

@@ -14,13 +14,12 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import state
 from app.config import Settings
 from app.health import LIVENESS_PATH
 from tests.conftest import ROOT_TOKEN, Api, Server, ServerFactory, World
-from tests.ingest_http.helpers import COLLECTOR, event_envelope, exception_event, tracked_project
+from tests.ingest_http.helpers import COLLECTOR, counter, event_envelope, exception_event, tracked_project
 from tests.ops.conftest import ProcessFactory
-from tests.ops.rawhttp import RawConnection
+from tests.ops.rawhttp import RawConnection, post_head
 
 TIMEOUT = 0.5
 # How long past a timeout the connection may take to close on a busy test machine.
@@ -28,18 +27,8 @@ SLACK = 1.5
 LIVENESS = f"GET {LIVENESS_PATH} HTTP/1.1\r\nHost: errgate.test\r\n\r\n".encode()
 
 
-def counter(server: Server, name: str, **labels: str) -> float:
-    return server.app[state.METRICS].registry.get_sample_value(name, labels) or 0.0
-
-
 def timed_out(server: Server, phase: str) -> float:
     return counter(server, "errgate_connections_timed_out_total", phase=phase)
-
-
-def post_head(path: str, length: int, **headers: str) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: errgate.test", f"Content-Length: {length}"]
-    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 # --- configuration ---------------------------------------------------------------------------
