@@ -388,7 +388,8 @@ async def write_batch(
             else:
                 async with conn.transaction():
                     created, learned = await _create_errors(conn, [firsts[key] for key in missing])
-                    ids = {key: error_ids[key] for key in firsts if key not in missing}
+                    new = set(missing)  # scanning the list for every error would be quadratic in a batch of new errors
+                    ids = {key: error_ids[key] for key in firsts if key not in new}
                     ids.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
                     rows = await _insert_events(conn, batch, ids, max_events_per_error, stored, sent)
                     if created and len(rows) < len(batch):
