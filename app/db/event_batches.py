@@ -11,7 +11,6 @@ from datetime import datetime
 import asyncpg
 
 _CREATE_ERRORS = """
-    with created as (
     insert into error_tracking_errors
         (project_id, fingerprint, name, description, actor, platform, first_seen_at, last_seen_at)
     select p, f, n, d, a, pl, t, t
@@ -19,8 +18,7 @@ _CREATE_ERRORS = """
          as x(p, f, n, d, a, pl, t)
     order by p, f
     on conflict (project_id, fingerprint) do nothing
-    returning project_id, id)
-    select project_id, id from created"""
+    returning project_id, id"""
 
 _ERROR_IDS = """
     select e.id, e.project_id, e.fingerprint from error_tracking_errors e

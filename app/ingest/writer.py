@@ -60,6 +60,9 @@ _RETRYABLE = tuple(kind for kind, _ in RETRIED)
 ErrorKey = tuple[int, str]  # (project_id, fingerprint)
 PairKey = tuple[int, int, str, str]  # (project_id, error_id, "environment" or "release", its value)
 EventKey = tuple[int, str]  # (project_id, event_id)
+# Entries each of the caches below holds at most; a cache about to pass it starts empty again,
+# which is always correct since they only spare work.
+MAX_CACHED = 200_000
 
 
 @dataclass(slots=True)
@@ -267,12 +270,15 @@ def _fail(batch: list[PendingEvent], problem: HTTPProblem) -> None:
             event.future.set_exception(problem)
 
 
+def _make_room(cache: dict | set, incoming: int) -> None:
+    if len(cache) + incoming > MAX_CACHED:
+        cache.clear()
+
+
 class ErrorIds:
     """``(project_id, fingerprint) → error id`` for errors this process has seen, so that a batch
     of known errors is one statement. Stale entries (an error deleted by retention or with its
     project) surface as a foreign-key violation; the batch then forgets them and retries."""
-
-    MAX_ENTRIES = 200_000
 
     def __init__(self) -> None:
         self._ids: dict[ErrorKey, int] = {}
@@ -281,8 +287,7 @@ class ErrorIds:
         return [key for key in keys if key not in self._ids]
 
     def remember(self, rows: list[asyncpg.Record]) -> None:
-        if len(self._ids) + len(rows) > self.MAX_ENTRIES:
-            self._ids.clear()
+        _make_room(self._ids, len(rows))
         for row in rows:
             self._ids[(row["project_id"], row["fingerprint"])] = row["id"]
 
@@ -300,8 +305,6 @@ class StoredPairs:
     an index probe. Learned only once the batch that wrote them committed. A pair of an error
     deleted since stays harmless: error ids are never reused."""
 
-    MAX_ENTRIES = 200_000
-
     def __init__(self) -> None:
         self._pairs: set[PairKey] = set()
 
@@ -309,8 +312,7 @@ class StoredPairs:
         return key in self._pairs
 
     def remember(self, keys: set[PairKey]) -> None:
-        if len(self._pairs) + len(keys) > self.MAX_ENTRIES:
-            self._pairs.clear()
+        _make_room(self._pairs, len(keys))
         self._pairs.update(keys)
 
 
@@ -386,7 +388,8 @@ async def write_batch(
             else:
                 async with conn.transaction():
                     created, learned = await _create_errors(conn, [firsts[key] for key in missing])
-                    ids = {key: error_ids[key] for key in firsts if key not in missing}
+                    new = set(missing)  # scanning the list for every error would be quadratic in a batch of new errors
+                    ids = {key: error_ids[key] for key in firsts if key not in new}
                     ids.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
                     rows = await _insert_events(conn, batch, ids, max_events_per_error, stored, sent)
                     if created and len(rows) < len(batch):
