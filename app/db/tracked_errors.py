@@ -22,7 +22,8 @@ from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
 __all__ = [
-    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_summary", "list_errors", "recent_counts", "set_status", "set_statuses", "status_counts",
+    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_page", "error_summary", "list_errors",
+    "recent_counts", "set_status", "set_statuses", "status_counts", "total_from_counts",
 ]
 
 _COLUMNS = (
@@ -102,17 +103,38 @@ def _substring_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _where(project_id: int, query: ErrorQuery) -> tuple[str, list[object]]:
+    """The list's SQL condition on ``e`` (every filter and the status) and its arguments."""
+    conditions, args = _filters(project_id, query)
+    if query.status is not None:
+        args.append(query.status)
+        conditions.append(f"e.status = ${len(args)}")
+    return " and ".join(conditions), args
+
+
 async def list_errors(
     db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
 ) -> tuple[int, list[asyncpg.Record]]:
     """How many match ``query`` (but at most ``count_limit(query) + 1``) and a page of them, highest
     sort key first (then newest id)."""
-    conditions, args = _filters(project_id, query)
-    if query.status is not None:
-        args.append(query.status)
-        conditions.append(f"e.status = ${len(args)}")
-    where = " and ".join(conditions)
+    where, args = _where(project_id, query)
     counted = f"select from error_tracking_errors e where {where} limit {count_limit(query) + 1}"
+    async with _custom_plans(db) as conn:
+        total = await conn.fetchval(f"select count(*) from ({counted}) e", *args)
+        rows = await _page(conn, query, where, args, limit, offset)
+    return total, rows
+
+
+async def error_page(db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int) -> list[asyncpg.Record]:
+    """The page of :func:`list_errors` without its count (the web list counts by status)."""
+    where, args = _where(project_id, query)
+    async with _custom_plans(db) as conn:
+        return await _page(conn, query, where, args, limit, offset)
+
+
+async def _page(
+    conn: Executor, query: ErrorQuery, where: str, args: list[object], limit: int, offset: int
+) -> list[asyncpg.Record]:
     key = _SORT_KEYS[query.sort]
     order = f"order by e.{key} desc, e.id desc"
     limit_arg, offset_arg = f"${len(args) + 1}", f"${len(args) + 2}"
@@ -128,10 +150,15 @@ async def list_errors(
         page = f"select e.* from ({branches}) e {order} limit {limit_arg} offset {offset_arg}"
     # The page's rows chosen first: in the same select as OFFSET, the environments subquery of
     # ERROR_COLUMNS would also run for every row skipped (1,000 for page 50 of 20).
-    async with _custom_plans(db) as conn:
-        total = await conn.fetchval(f"select count(*) from ({counted}) e", *args)
-        rows = await conn.fetch(f"select {ERROR_COLUMNS} from ({page}) e {order}", *args, limit, offset)
-    return total, rows
+    return await conn.fetch(f"select {ERROR_COLUMNS} from ({page}) e {order}", *args, limit, offset)
+
+
+def total_from_counts(counts: dict[str, int], query: ErrorQuery) -> int:
+    """:func:`list_errors`' total from :func:`status_counts` of the same query: each status is
+    counted to the same limit, so past it their sum is past it too."""
+    if query.status is not None:
+        return counts[query.status]
+    return min(sum(counts.values()), count_limit(query) + 1)
 
 
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:

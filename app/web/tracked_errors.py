@@ -69,13 +69,15 @@ async def error_list(request: web.Request) -> web.Response:
         context["notice"] = str(problem)
         return page(request, "error_list.html", context, 400)
     now = datetime.now(timezone.utc)
-    total, rows = await tracked_errors.list_errors(pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE)
+    counts = await tracked_errors.status_counts(pool, project.project_id, query)
+    total = tracked_errors.total_from_counts(counts, query)  # the tabs' counts: not counted again
+    rows = await tracked_errors.error_page(pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE)
     limit = tracked_errors.count_limit(query)
     counted = total <= limit  # past it the count stopped: no last page is known
     context.update(
         errors=rows, count_limit=limit, total=total, current_status=query.status or "all",
         last_page=max(1, -(-total // PER_PAGE)) if counted else None, more=not counted or number * PER_PAGE < total,
-        counts=await tracked_errors.status_counts(pool, project.project_id, query),
+        counts=counts,
         recent=await tracked_errors.recent_counts(pool, project.project_id, [r["id"] for r in rows], now),
     )
     return page(request, "error_list.html", context)
