@@ -14,7 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from app import state
+from app.api.error_events import EVENT_NOT_FOUND
 from app.api.params import found, path_id
+from app.api.tracked_errors import ERROR_NOT_FOUND
 from app.db import environments, error_events, tracked_errors
 from app.identity import DEVELOPER, REPORTER
 from app.problems import HTTPProblem, json_response
@@ -24,8 +26,6 @@ from app.web.sessions import SESSION
 from app.web.templating import page, see_other
 
 routes = web.RouteTableDef()
-ERROR_NOT_FOUND = "404 Error Not Found"
-EVENT_NOT_FOUND = "404 Event Not Found"
 PER_PAGE = 20
 MAX_PAGE = 10_000
 TABS = ("unresolved", "resolved", "ignored", "all")
@@ -86,7 +86,7 @@ async def error_list(request: web.Request) -> web.Response:
 def _status_from(form: Any) -> str:
     status = form.get("status")
     if status not in tracked_errors.STATUSES:
-        raise HTTPProblem(400, {"error": "status does not have a valid value"})
+        raise HTTPProblem.bad_params("status does not have a valid value")
     return status
 
 
