@@ -227,9 +227,11 @@ async def recent_counts(
     return counts
 
 
-async def error_summary(db: Executor, project_id: int, error_id: int, now: datetime) -> dict:
-    """What the detail page shows beside the error: events per hour (24 h) and per day (30 days),
-    both oldest first; each tag's most frequent values over the latest events; environments and releases."""
+async def error_summary(db: Executor, error: asyncpg.Record, now: datetime) -> dict:
+    """What the detail page shows beside ``error`` (a row of :func:`error`): events per hour (24 h)
+    and per day (30 days), both oldest first; each tag's most frequent values over the latest
+    events; environments (the row's own) and releases."""
+    project_id, error_id = error["project_id"], error["id"]
     hour_start = _hours_ago(now, 24)
     day_start = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=29)
     rows = await db.fetch(_COUNTS_SINCE, project_id, [error_id], day_start, now)
@@ -243,17 +245,17 @@ async def error_summary(db: Executor, project_id: int, error_id: int, now: datet
         "events_per_hour": [{"start": hour_start + timedelta(hours=i), "count": n} for i, n in enumerate(hourly)],
         "events_per_day": [{"start": day_start + timedelta(days=i), "count": n} for i, n in enumerate(daily)],
         "tags": await _tags(db, project_id, error_id),
-        "environments": await _values(db, "environment", project_id, error_id),
-        "releases": await _values(db, "release", project_id, error_id),
+        "environments": list(error["environments"]),
+        "releases": await _releases(db, project_id, error_id),
     }
 
 
-async def _values(db: Executor, column: str, project_id: int, error_id: int) -> list[str]:
-    table = {"environment": "error_tracking_error_environments", "release": "error_tracking_error_releases"}[column]
+async def _releases(db: Executor, project_id: int, error_id: int) -> list[str]:
     rows = await db.fetch(
-        f"select {column} from {table} where project_id = $1 and error_id = $2 order by {column}", project_id, error_id
+        "select release from error_tracking_error_releases where project_id = $1 and error_id = $2 order by release",
+        project_id, error_id,
     )
-    return [r[column] for r in rows]
+    return [r["release"] for r in rows]
 
 
 # Sentry's tags are an object or a list of [key, value] pairs; the level, environment and

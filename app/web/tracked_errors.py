@@ -135,7 +135,7 @@ async def details(request: web.Request) -> web.Response:
     now = datetime.now(timezone.utc)
     return page(request, "error_page.html", {
         "project": project.project, "error": error,
-        "summary": await tracked_errors.error_summary(pool, project.project_id, error_id, now),
+        "summary": await tracked_errors.error_summary(pool, error, now),
         "event": event,
         "view": event_view.build(event["payload"]) if event is not None else None,
         "neighbours": await error_events.neighbours(pool, project.project_id, error_id, event) if event else {},
