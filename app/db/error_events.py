@@ -75,6 +75,13 @@ async def event(db: Executor, project_id: int, error_id: int, event_id: uuid.UUI
     )
     if created_at is None:
         return None
+    return await event_of_error(db, project_id, error_id, event_id, created_at)
+
+
+async def event_of_error(
+    db: Executor, project_id: int, error_id: int, event_id: uuid.UUID, created_at: datetime
+) -> dict[str, Any] | None:
+    """:func:`event` of an error already read (``created_at`` its creation time)."""
     first_day = created_at.astimezone(timezone.utc).date() - timedelta(days=1)
     days = [first_day + timedelta(days=n) for n in range((datetime.now(timezone.utc).date() - first_day).days + 2)]
     return _decoded(await db.fetchrow(_EVENT, project_id, error_id, event_id, days))

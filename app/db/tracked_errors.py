@@ -28,7 +28,7 @@ __all__ = [
 
 _COLUMNS = (
     "id", "project_id", "fingerprint", "name", "description", "actor", "platform", "status", "first_seen_at",
-    "last_seen_at", "events_count", "level", "first_release", "last_release",
+    "last_seen_at", "events_count", "level", "first_release", "last_release", "created_at",
 )
 ERROR_COLUMNS = ", ".join(f"e.{c}" for c in _COLUMNS) + """,
     array(select v.environment from error_tracking_error_environments v

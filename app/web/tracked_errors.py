@@ -131,7 +131,10 @@ async def details(request: web.Request) -> web.Response:
     if event_id is None:
         event = await error_events.latest_event(pool, project.project_id, error_id)
     else:
-        event = found(await error_events.event(pool, project.project_id, error_id, event_id), EVENT_NOT_FOUND)
+        event = found(
+            await error_events.event_of_error(pool, project.project_id, error_id, event_id, error["created_at"]),
+            EVENT_NOT_FOUND,
+        )
     now = datetime.now(timezone.utc)
     return page(request, "error_page.html", {
         "project": project.project, "error": error,
