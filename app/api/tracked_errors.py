@@ -82,7 +82,7 @@ async def show_error(request: web.Request) -> web.Response:
     error_id = path_id(request, "error_id", ERROR_NOT_FOUND)
     pool = request.app[state.POOL]
     row = found(await tracked_errors.error(pool, access.project_id, error_id), ERROR_NOT_FOUND)
-    summary = await tracked_errors.error_summary(pool, access.project_id, error_id, datetime.now(timezone.utc))
+    summary = await tracked_errors.error_summary(pool, row, datetime.now(timezone.utc))
     return json_response({**entities.error(row), "summary": entities.error_summary(summary)})
 
 

@@ -75,6 +75,13 @@ async def event(db: Executor, project_id: int, error_id: int, event_id: uuid.UUI
     )
     if created_at is None:
         return None
+    return await event_of_error(db, project_id, error_id, event_id, created_at)
+
+
+async def event_of_error(
+    db: Executor, project_id: int, error_id: int, event_id: uuid.UUID, created_at: datetime
+) -> dict[str, Any] | None:
+    """:func:`event` of an error already read (``created_at`` its creation time)."""
     first_day = created_at.astimezone(timezone.utc).date() - timedelta(days=1)
     days = [first_day + timedelta(days=n) for n in range((datetime.now(timezone.utc).date() - first_day).days + 2)]
     return _decoded(await db.fetchrow(_EVENT, project_id, error_id, event_id, days))
@@ -89,12 +96,11 @@ _NEIGHBOURS = {
     "older": _NEIGHBOUR.format(where="(v.occurred_at, v.event_id) < ($3, $4)", direction="desc"),
     "oldest": _NEIGHBOUR.format(where="(v.occurred_at, v.event_id) < ($3, $4)", direction="asc"),
 }
+_ALL_NEIGHBOURS = "select " + ", ".join(f"({sql}) as {name}" for name, sql in _NEIGHBOURS.items())
 
 
 async def neighbours(db: Executor, project_id: int, error_id: int, event_row: dict[str, Any]) -> dict[str, uuid.UUID | None]:
     """The ids of the newest, next newer, next older and oldest events around ``event_row``;
     None where that would be the event itself (it is the newest, or the oldest)."""
-    found = {}
-    for name, sql in _NEIGHBOURS.items():
-        found[name] = await db.fetchval(sql, project_id, error_id, event_row["occurred_at"], event_row["event_id"])
-    return found
+    row = await db.fetchrow(_ALL_NEIGHBOURS, project_id, error_id, event_row["occurred_at"], event_row["event_id"])
+    return dict(row)

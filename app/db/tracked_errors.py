@@ -22,12 +22,13 @@ from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
 __all__ = [
-    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_summary", "list_errors", "recent_counts", "set_status", "set_statuses", "status_counts",
+    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_page", "error_summary", "list_errors",
+    "recent_counts", "set_status", "set_statuses", "status_counts", "total_from_counts",
 ]
 
 _COLUMNS = (
     "id", "project_id", "fingerprint", "name", "description", "actor", "platform", "status", "first_seen_at",
-    "last_seen_at", "events_count", "level", "first_release", "last_release",
+    "last_seen_at", "events_count", "level", "first_release", "last_release", "created_at",
 )
 ERROR_COLUMNS = ", ".join(f"e.{c}" for c in _COLUMNS) + """,
     array(select v.environment from error_tracking_error_environments v
@@ -102,17 +103,38 @@ def _substring_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _where(project_id: int, query: ErrorQuery) -> tuple[str, list[object]]:
+    """The list's SQL condition on ``e`` (every filter and the status) and its arguments."""
+    conditions, args = _filters(project_id, query)
+    if query.status is not None:
+        args.append(query.status)
+        conditions.append(f"e.status = ${len(args)}")
+    return " and ".join(conditions), args
+
+
 async def list_errors(
     db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
 ) -> tuple[int, list[asyncpg.Record]]:
     """How many match ``query`` (but at most ``count_limit(query) + 1``) and a page of them, highest
     sort key first (then newest id)."""
-    conditions, args = _filters(project_id, query)
-    if query.status is not None:
-        args.append(query.status)
-        conditions.append(f"e.status = ${len(args)}")
-    where = " and ".join(conditions)
+    where, args = _where(project_id, query)
     counted = f"select from error_tracking_errors e where {where} limit {count_limit(query) + 1}"
+    async with _custom_plans(db) as conn:
+        total = await conn.fetchval(f"select count(*) from ({counted}) e", *args)
+        rows = await _page(conn, query, where, args, limit, offset)
+    return total, rows
+
+
+async def error_page(db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int) -> list[asyncpg.Record]:
+    """The page of :func:`list_errors` without its count (the web list counts by status)."""
+    where, args = _where(project_id, query)
+    async with _custom_plans(db) as conn:
+        return await _page(conn, query, where, args, limit, offset)
+
+
+async def _page(
+    conn: Executor, query: ErrorQuery, where: str, args: list[object], limit: int, offset: int
+) -> list[asyncpg.Record]:
     key = _SORT_KEYS[query.sort]
     order = f"order by e.{key} desc, e.id desc"
     limit_arg, offset_arg = f"${len(args) + 1}", f"${len(args) + 2}"
@@ -128,10 +150,15 @@ async def list_errors(
         page = f"select e.* from ({branches}) e {order} limit {limit_arg} offset {offset_arg}"
     # The page's rows chosen first: in the same select as OFFSET, the environments subquery of
     # ERROR_COLUMNS would also run for every row skipped (1,000 for page 50 of 20).
-    async with _custom_plans(db) as conn:
-        total = await conn.fetchval(f"select count(*) from ({counted}) e", *args)
-        rows = await conn.fetch(f"select {ERROR_COLUMNS} from ({page}) e {order}", *args, limit, offset)
-    return total, rows
+    return await conn.fetch(f"select {ERROR_COLUMNS} from ({page}) e {order}", *args, limit, offset)
+
+
+def total_from_counts(counts: dict[str, int], query: ErrorQuery) -> int:
+    """:func:`list_errors`' total from :func:`status_counts` of the same query: each status is
+    counted to the same limit, so past it their sum is past it too."""
+    if query.status is not None:
+        return counts[query.status]
+    return min(sum(counts.values()), count_limit(query) + 1)
 
 
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
@@ -200,9 +227,11 @@ async def recent_counts(
     return counts
 
 
-async def error_summary(db: Executor, project_id: int, error_id: int, now: datetime) -> dict:
-    """What the detail page shows beside the error: events per hour (24 h) and per day (30 days),
-    both oldest first; each tag's most frequent values over the latest events; environments and releases."""
+async def error_summary(db: Executor, error: asyncpg.Record, now: datetime) -> dict:
+    """What the detail page shows beside ``error`` (a row of :func:`error`): events per hour (24 h)
+    and per day (30 days), both oldest first; each tag's most frequent values over the latest
+    events; environments (the row's own) and releases."""
+    project_id, error_id = error["project_id"], error["id"]
     hour_start = _hours_ago(now, 24)
     day_start = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=29)
     rows = await db.fetch(_COUNTS_SINCE, project_id, [error_id], day_start, now)
@@ -216,17 +245,17 @@ async def error_summary(db: Executor, project_id: int, error_id: int, now: datet
         "events_per_hour": [{"start": hour_start + timedelta(hours=i), "count": n} for i, n in enumerate(hourly)],
         "events_per_day": [{"start": day_start + timedelta(days=i), "count": n} for i, n in enumerate(daily)],
         "tags": await _tags(db, project_id, error_id),
-        "environments": await _values(db, "environment", project_id, error_id),
-        "releases": await _values(db, "release", project_id, error_id),
+        "environments": list(error["environments"]),
+        "releases": await _releases(db, project_id, error_id),
     }
 
 
-async def _values(db: Executor, column: str, project_id: int, error_id: int) -> list[str]:
-    table = {"environment": "error_tracking_error_environments", "release": "error_tracking_error_releases"}[column]
+async def _releases(db: Executor, project_id: int, error_id: int) -> list[str]:
     rows = await db.fetch(
-        f"select {column} from {table} where project_id = $1 and error_id = $2 order by {column}", project_id, error_id
+        "select release from error_tracking_error_releases where project_id = $1 and error_id = $2 order by release",
+        project_id, error_id,
     )
-    return [r[column] for r in rows]
+    return [r["release"] for r in rows]
 
 
 # Sentry's tags are an object or a list of [key, value] pairs; the level, environment and

@@ -14,7 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from app import state
+from app.api.error_events import EVENT_NOT_FOUND
 from app.api.params import found, path_id
+from app.api.tracked_errors import ERROR_NOT_FOUND
 from app.db import environments, error_events, tracked_errors
 from app.identity import DEVELOPER, REPORTER
 from app.problems import HTTPProblem, json_response
@@ -24,8 +26,6 @@ from app.web.sessions import SESSION
 from app.web.templating import page, see_other
 
 routes = web.RouteTableDef()
-ERROR_NOT_FOUND = "404 Error Not Found"
-EVENT_NOT_FOUND = "404 Event Not Found"
 PER_PAGE = 20
 MAX_PAGE = 10_000
 TABS = ("unresolved", "resolved", "ignored", "all")
@@ -69,13 +69,15 @@ async def error_list(request: web.Request) -> web.Response:
         context["notice"] = str(problem)
         return page(request, "error_list.html", context, 400)
     now = datetime.now(timezone.utc)
-    total, rows = await tracked_errors.list_errors(pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE)
+    counts = await tracked_errors.status_counts(pool, project.project_id, query)
+    total = tracked_errors.total_from_counts(counts, query)  # the tabs' counts: not counted again
+    rows = await tracked_errors.error_page(pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE)
     limit = tracked_errors.count_limit(query)
     counted = total <= limit  # past it the count stopped: no last page is known
     context.update(
         errors=rows, count_limit=limit, total=total, current_status=query.status or "all",
         last_page=max(1, -(-total // PER_PAGE)) if counted else None, more=not counted or number * PER_PAGE < total,
-        counts=await tracked_errors.status_counts(pool, project.project_id, query),
+        counts=counts,
         recent=await tracked_errors.recent_counts(pool, project.project_id, [r["id"] for r in rows], now),
     )
     return page(request, "error_list.html", context)
@@ -84,7 +86,7 @@ async def error_list(request: web.Request) -> web.Response:
 def _status_from(form: Any) -> str:
     status = form.get("status")
     if status not in tracked_errors.STATUSES:
-        raise HTTPProblem(400, {"error": "status does not have a valid value"})
+        raise HTTPProblem.bad_params("status does not have a valid value")
     return status
 
 
@@ -129,11 +131,14 @@ async def details(request: web.Request) -> web.Response:
     if event_id is None:
         event = await error_events.latest_event(pool, project.project_id, error_id)
     else:
-        event = found(await error_events.event(pool, project.project_id, error_id, event_id), EVENT_NOT_FOUND)
+        event = found(
+            await error_events.event_of_error(pool, project.project_id, error_id, event_id, error["created_at"]),
+            EVENT_NOT_FOUND,
+        )
     now = datetime.now(timezone.utc)
     return page(request, "error_page.html", {
         "project": project.project, "error": error,
-        "summary": await tracked_errors.error_summary(pool, project.project_id, error_id, now),
+        "summary": await tracked_errors.error_summary(pool, error, now),
         "event": event,
         "view": event_view.build(event["payload"]) if event is not None else None,
         "neighbours": await error_events.neighbours(pool, project.project_id, error_id, event) if event else {},
