@@ -125,15 +125,16 @@ def tune_garbage_collector() -> None:
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
     ensure_file_descriptors(settings)
+    # Before the socket listens: a SIGTERM that comes as soon as the port answers drains, not kills.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     runners = await start_sites(app, settings)
     metrics = app[state.METRICS]
     sampling = asyncio.create_task(metrics.keep_sampled()) if metrics.multiprocess_dir else None
     tune_garbage_collector()
     log.info("errgate listening", extra={"host": settings.host, "port": settings.port})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("draining", extra={"grace_seconds": settings.shutdown_grace_seconds})
     await stop_sites(app, runners)
