@@ -235,6 +235,9 @@ class Settings:
     writer_commits_in_flight: int = setting("ERRGATE_WRITER_COMMITS_IN_FLIGHT", Integer(1, 499), 1,
                                             "batches committing at once per worker, each on its own pooled "
                                             "connection; below `ERRGATE_DB_POOL_SIZE`")
+    counts_fold_ms: float = setting("ERRGATE_COUNTS_FOLD_MS", Number(10, 600_000), 1000.0,
+                                    "how often each worker folds the events' pending counts into their errors' "
+                                    "counters, last seen and status (reads of errors fold first)")
     max_pending_events: int = setting("ERRGATE_MAX_PENDING_EVENTS", Integer(1, 10_000_000), 20_000,
                                       "events waiting for commit per worker before 429")
     event_retention_days: int = setting("ERRGATE_EVENT_RETENTION_DAYS", Integer(1, 36_500), 90,

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from app.db import error_counts
 from app.db.pool import Executor
 
 _COLUMNS = """v.event_id, v.error_id, v.occurred_at, v.received_at, v.environment, v.release, v.level,
@@ -36,6 +37,7 @@ async def list_events(
 ) -> tuple[int | None, list[dict[str, Any]]]:
     """The error's stored events count (its ``events_count``, kept by the writer and retention,
     so no count over its events) and a page of them, newest first; (None, []) for an unknown error."""
+    await error_counts.fold(db)
     total = await db.fetchval(
         "select events_count from error_tracking_errors where project_id = $1 and id = $2", project_id, error_id
     )

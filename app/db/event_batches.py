@@ -1,6 +1,6 @@
-"""Batches of events in SQL: their errors created and looked up, the events stored and counted, empty errors deleted.
+"""Batches of events in SQL: their errors created and looked up, the events stored with their pending counts, empty errors deleted.
 
-Storing the events and counting them on their errors is one statement. Every statement takes
+Storing the events and their pending counts is one statement. Every statement takes
 one array per column (``unnest``), so a batch costs one round trip per statement whatever its size.
 """
 
@@ -24,24 +24,26 @@ _ERROR_IDS = """
     select e.id, e.project_id, e.fingerprint from error_tracking_errors e
     join unnest($1::bigint[], $2::text[]) as x(p, f) on e.project_id = x.p and e.fingerprint = x.f"""
 
-# One statement, so one round trip and its own transaction: insert the events and update
-# their errors. A retry of a stored event is skipped by the primary key when it arrives in the
-# same receive hour (UTC), or by the look at the previous hour's key range: so within one to two
-# hours (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events
-# per error ($10), events of an error at the cap are not stored (the cap may be passed by at
-# most one batch) but still move its last_seen_at. Counters count stored events only, so
-# that retention, which drops stored events, keeps them right. The errors' rows are locked in
-# key order before they are updated (``locked``): worker processes commit batches of the same
-# frequent errors side by side, and rows locked in the order a hash join yields them deadlocked
-# now and then (each deadlock stalls a writer for PostgreSQL's deadlock_timeout, 1 s).
+# One statement, so one round trip and its own transaction: insert the events and append what
+# they count for their errors to the pending counts (sql/008_pending_counts.sql), which
+# error_tracking_fold_counts() moves onto the errors' rows later, for many batches at once. The
+# statement takes no lock on an error's row other than the foreign keys' shared one, so batches of
+# the same frequent errors commit side by side without waiting on each other.
 #
-# The same statement keeps what the errors list filters on (sql/006_triage.sql): the latest
-# event's level and the first and last release, compared with the error's first and last
-# seen times since batches may bring older events; the (error, environment) and (error,
-# release) pairs, inserted once each, of the events flagged ($11, $12) as maybe bringing a new
-# one (the writer leaves out pairs it knows are stored: most events repeat their error's). Those
-# inserts read ``locked``, so that they happen with the errors' rows locked: two batches never
-# wait on each other's pairs out of key order.
+# A retry of a stored event is skipped by the primary key when it arrives in the same receive hour
+# (UTC), or by the look at the previous hour's key range: so within one to two hours
+# (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events per
+# error ($10), events of an error at the cap are not stored but still move its last_seen_at; the
+# cap is checked against the folded count plus the pending ones (a scan of the small pending
+# table, only with a cap), and may be passed by at most one batch. Counters count stored events
+# only, so that retention, which drops stored events, keeps them right.
+#
+# The pending row carries what the errors list filters on (sql/006_triage.sql): the latest
+# event's level and the first and last release with their event times, since batches may bring
+# older events. The (error, environment) and (error, release) pairs are inserted once each, for
+# the events flagged ($11, $12) as maybe bringing a new one (the writer leaves out pairs it knows
+# are stored: most events repeat their error's), in key order, so that two batches inserting the
+# same pairs never wait on each other in a cycle.
 _INSERT_EVENTS = """
     with input as (
         select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
@@ -60,61 +62,47 @@ _INSERT_EVENTS = """
                   and o.received_on = ((x.r - interval '1 hour') at time zone 'UTC')::date
                   and o.received_hour = extract(hour from (x.r - interval '1 hour') at time zone 'UTC')::smallint)
           and ($10::bigint is null or $10::bigint > (
-                select e.events_count from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
+                select e.events_count + coalesce((select sum(c.events) from error_tracking_error_counts_pending c
+                                                  where c.project_id = x.p and c.error_id = x.er), 0)
+                from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
         order by p, ev
         on conflict do nothing
         returning project_id, error_id, event_id, occurred_at
-    ), locked as materialized (
-        select e.project_id, e.id from error_tracking_errors e
-        where (e.project_id, e.id) in (select p, er from input)
-        order by e.project_id, e.id
-        for no key update of e
     ), environments as (
         insert into error_tracking_error_environments (project_id, environment, error_id)
-        select distinct p, env, er from input where new_env and env is not null and (p, er) in (select project_id, id from locked)
+        select distinct p, env, er from input where new_env and env is not null
         order by 1, 2, 3
         on conflict do nothing
     ), releases as (
         insert into error_tracking_error_releases (project_id, release, error_id)
-        select distinct p, rel, er from input where new_rel and rel is not null and (p, er) in (select project_id, id from locked)
+        select distinct p, rel, er from input where new_rel and rel is not null
         order by 1, 2, 3
         on conflict do nothing
     ), counted as (
-        update error_tracking_errors e
-        set events_count = e.events_count + coalesce(c.n, 0),
-            first_seen_at = least(e.first_seen_at, c.first_seen),
-            last_seen_at = greatest(e.last_seen_at, c.last_seen),
-            status = case when e.status = 'resolved' and c.n > 0 then 'unresolved' else e.status end,
-            level = case when c.latest_at >= e.last_seen_at then c.level else e.level end,
-            first_release = case when e.first_release is null or c.first_release_at < e.first_seen_at
-                                 then coalesce(c.first_release, e.first_release) else e.first_release end,
-            last_release = case when e.last_release is null or c.last_release_at >= e.last_seen_at
-                                then coalesce(c.last_release, e.last_release) else e.last_release end,
-            updated_at = now()
-        from (select a.p, a.er, i.n,
-                     coalesce(i.first_seen, a.first_seen) as first_seen, coalesce(i.last_seen, a.last_seen) as last_seen,
-                     a.last_seen as latest_at, a.level, a.first_release, a.first_release_at, a.last_release,
-                     a.last_release_at
-              from (select p, er, min(t) as first_seen, max(t) as last_seen, (array_agg(l order by t desc))[1] as level,
-                           (array_agg(rel order by t) filter (where rel is not null))[1] as first_release,
-                           min(t) filter (where rel is not null) as first_release_at,
-                           (array_agg(rel order by t desc) filter (where rel is not null))[1] as last_release,
-                           max(t) filter (where rel is not null) as last_release_at
-                    from input group by p, er) a
-              left join (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
-                                max(occurred_at) as last_seen
-                         from inserted group by project_id, error_id) i
-                on i.project_id = a.p and i.error_id = a.er
-              where i.n is not null or $10::bigint is not null) c
-        join locked l on l.project_id = c.p and l.id = c.er
-        where e.project_id = c.p and e.id = c.er
+        insert into error_tracking_error_counts_pending
+            (project_id, error_id, events, first_seen_at, last_seen_at, latest_at, level,
+             first_release, first_release_at, last_release, last_release_at)
+        select a.p, a.er, coalesce(i.n, 0), coalesce(i.first_seen, a.first_seen), coalesce(i.last_seen, a.last_seen),
+               a.last_seen, a.level, a.first_release, a.first_release_at, a.last_release, a.last_release_at
+        from (select p, er, min(t) as first_seen, max(t) as last_seen, (array_agg(l order by t desc))[1] as level,
+                     (array_agg(rel order by t) filter (where rel is not null))[1] as first_release,
+                     min(t) filter (where rel is not null) as first_release_at,
+                     (array_agg(rel order by t desc) filter (where rel is not null))[1] as last_release,
+                     max(t) filter (where rel is not null) as last_release_at
+              from input group by p, er) a
+        left join (select project_id, error_id, count(*) as n, min(occurred_at) as first_seen,
+                          max(occurred_at) as last_seen
+                   from inserted group by project_id, error_id) i
+          on i.project_id = a.p and i.error_id = a.er
+        where i.n is not null or $10::bigint is not null
     )
-    select project_id, event_id from inserted"""
+    select project_id, error_id, event_id from inserted"""
 
-# A retry whose content changed may have created an error that then got no event.
-_DELETE_EMPTY_ERRORS = """
+# A retry whose content changed may have created an error that then got no event: deleted in
+# the transaction that created it, so nothing else can point at it yet.
+_DELETE_ERRORS = """
     delete from error_tracking_errors e using unnest($1::bigint[], $2::bigint[]) as x(p, id)
-    where e.project_id = x.p and e.id = x.id and e.events_count = 0"""
+    where e.project_id = x.p and e.id = x.id"""
 
 
 async def create_errors(
@@ -151,9 +139,9 @@ async def insert_events(
     new_environments: list[bool],
     new_releases: list[bool],
 ) -> list[asyncpg.Record]:
-    """Store the events and count them on their errors (all errors must exist), and the
+    """Store the events and append their counts to the pending counts (all errors must exist), and the
     (error, environment) and (error, release) pairs of the events flagged in ``new_environments``
-    and ``new_releases``; returns the ``(project_id, event_id)`` of the events really inserted
+    and ``new_releases``; returns the ``(project_id, error_id, event_id)`` of the events really inserted
     (duplicates and events over the cap excluded)."""
     return await conn.fetch(
         _INSERT_EVENTS, project_ids, error_ids, event_ids, levels, environments, releases, occurred_at, received_at,
@@ -161,6 +149,6 @@ async def insert_events(
     )
 
 
-async def delete_empty_errors(conn: asyncpg.Connection, project_ids: list[int], error_ids: list[int]) -> None:
-    """Delete those of these errors that have no stored event."""
-    await conn.execute(_DELETE_EMPTY_ERRORS, project_ids, error_ids)
+async def delete_errors(conn: asyncpg.Connection, project_ids: list[int], error_ids: list[int]) -> None:
+    """Delete these errors, created by the same transaction and left without events."""
+    await conn.execute(_DELETE_ERRORS, project_ids, error_ids)

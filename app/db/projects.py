@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from app.db import error_counts
 from app.db.error_tracking import KEYS_CHANNEL
 from app.db.pool import Executor
 
@@ -127,6 +128,7 @@ async def projects_with_unresolved(
         "exists (select 1 from members m where m.project_id = p.id and m.user_id = $1 and m.access_level >= $2)"
     )
     where = f"{visible} and $1::bigint is not null and $2::int is not null"
+    await error_counts.fold(db)  # new events reopen resolved errors
     total = await db.fetchval(f"select count(*) from projects p where {where}", user_id, min_level)
     rows = await db.fetch(
         f"""select {PROJECT_COLUMNS},

@@ -8,6 +8,11 @@ their own tables' keys. Rows carry the columns of ``ERROR_COLUMNS`` plus ``envir
 The list's statements are planned for their arguments at every execution (``_custom_plans``):
 the search statement is the same for every word, and a pooled connection's prepared statement
 switches to one generic plan after five executions, which for a rare word scans every error.
+
+What the writer counted but has not folded into the errors' rows yet is folded first by every
+function here that reads counts, times or statuses, or changes a status
+(:func:`app.db.error_counts.fold`): what was acknowledged is in what is read, and an event
+acknowledged before a "resolve" reopens the error before it is resolved, not after.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import AsyncIterator
 
 import asyncpg
 
+from app.db import error_counts
 from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
@@ -117,6 +123,7 @@ async def list_errors(
 ) -> tuple[int, list[asyncpg.Record]]:
     """How many match ``query`` (but at most ``count_limit(query) + 1``) and a page of them, highest
     sort key first (then newest id)."""
+    await error_counts.fold(db)
     where, args = _where(project_id, query)
     counted = f"select from error_tracking_errors e where {where} limit {count_limit(query) + 1}"
     async with _custom_plans(db) as conn:
@@ -164,6 +171,7 @@ def total_from_counts(counts: dict[str, int], query: ErrorQuery) -> int:
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
     """How many errors of each status match ``query``'s other filters (the list's tabs), each
     counted along its status's index and at most ``count_limit(query) + 1``."""
+    await error_counts.fold(db)
     conditions, args = _filters(project_id, query)
     where, limit = " and ".join(conditions), count_limit(query) + 1
     counts = " union all ".join(
@@ -176,6 +184,7 @@ async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dic
 
 
 async def error(db: Executor, project_id: int, error_id: int) -> asyncpg.Record | None:
+    await error_counts.fold(db)
     return await db.fetchrow(
         f"select {ERROR_COLUMNS} from error_tracking_errors e where e.project_id = $1 and e.id = $2", project_id, error_id
     )
@@ -188,7 +197,8 @@ async def set_status(db: Executor, project_id: int, error_id: int, status: str) 
 
 async def set_statuses(db: Executor, project_id: int, error_ids: list[int], status: str) -> list[asyncpg.Record]:
     """Set the status of those of ``error_ids`` that are this project's errors; returns them, by id.
-    Rows are updated in key order, as the writer locks them, so that the two never deadlock."""
+    Rows are updated in key order, as the counts' fold locks them, so that the two never deadlock."""
+    await error_counts.fold(db)
     return await db.fetch(
         f"""with updated as (
                 update error_tracking_errors e set status = $3, updated_at = now()

@@ -1,7 +1,7 @@
 """The collector's resources, opened and closed with the application.
 
 The key cache and its change listener, the batch writer, the decoded-bytes budget and its
-decoding threads, and the hourly partition maintenance."""
+decoding threads, the folding of the errors' pending counts, and the hourly partition maintenance."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import asyncpg
 from aiohttp import web
 
 from app import state
-from app.db import partitions
-from app.db.pool import DATABASE_ERRORS
+from app.db import error_counts, partitions
+from app.db.pool import DATABASE_ERRORS, within
 from app.ingest.inflight import DecodeBudget
 from app.ingest.keycache import KeyCache, listen_for_changes
 from app.ingest.writer import RETRY_REASONS, EventWriter
@@ -39,6 +39,22 @@ async def _maintain_partitions(pool: asyncpg.Pool, retention_days: int) -> None:
                 await partitions.maintain(conn, retention_days)
         except DATABASE_ERRORS as exc:
             log.warning("partition maintenance failed; retrying next hour", extra={"error": type(exc).__name__})
+
+
+async def _fold_counts(pool: asyncpg.Pool, interval: float, timeout: float) -> None:
+    """Fold the pending counts every ``interval`` seconds: while events arrive, their errors'
+    counters, last seen and status follow them within about that long (readers fold first)."""
+    failing = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await within(error_counts.fold(pool, wait=False), timeout)
+        except DATABASE_ERRORS as exc:
+            if not failing:  # once per outage, not once per interval
+                log.warning("folding pending counts failed; retrying", extra={"error": type(exc).__name__})
+            failing = True
+        else:
+            failing = False
 
 
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -73,14 +89,18 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     app[state.DECODE_BUDGET] = budget
     app[state.DECODE_OFFLOAD] = functools.partial(asyncio.get_running_loop().run_in_executor, decoding)
     writer.start()
-    maintenance = asyncio.create_task(_maintain_partitions(pool, settings.event_retention_days))
+    background = [
+        asyncio.create_task(_maintain_partitions(pool, settings.event_retention_days)),
+        asyncio.create_task(_fold_counts(pool, settings.counts_fold_ms / 1000, settings.db_timeout_seconds)),
+    ]
     try:
         async with listen_for_changes(app[state.DSN], cache):
             yield
     finally:
-        maintenance.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await maintenance
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await writer.close()
         decoding.shutdown()
         reclaimer.close()

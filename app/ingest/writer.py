@@ -8,8 +8,9 @@ hold on average (or its first event has waited ``max_wait_ms``); events that wai
 commit to return go as soon as one does.
 
 Each batch is written with the set-based statements of :mod:`app.db.event_batches`: errors
-not seen before are created first, then the events are stored and their errors' counters
-updated in a single statement and so a single transaction. Which errors are known comes from
+not seen before are created first, then the events are stored with their errors' pending
+counts in a single statement and so a single transaction (the counts reach the errors' rows
+when :mod:`app.ingest.counts` folds them). Which errors are known comes from
 :class:`ErrorIds`, a per-process cache that learns an error only once its creation committed;
 likewise :class:`StoredPairs` keeps the errors' environments and releases known to be stored,
 so that a batch sends only those that may be new.
@@ -369,7 +370,7 @@ async def write_batch(
 ) -> set[EventKey]:
     """Store a batch; returns the (project_id, event_id) pairs really inserted (duplicates excluded).
 
-    When every error of the batch is known, the events and their counters commit in a single
+    When every error of the batch is known, the events and their pending counts commit in a single
     statement (one round trip). Otherwise the new errors are created in the same transaction
     as their events, and those that only duplicates pointed to are deleted again, so that no
     error is ever left without events.
@@ -392,11 +393,11 @@ async def write_batch(
                     ids = {key: error_ids[key] for key in firsts if key not in new}
                     ids.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
                     rows = await _insert_events(conn, batch, ids, max_events_per_error, stored, sent)
-                    if created and len(rows) < len(batch):
-                        await event_batches.delete_empty_errors(
-                            conn, [r["project_id"] for r in created], [r["id"] for r in created]
-                        )
-                        learned = []  # some may be gone again: looked up the next time
+                    with_events = {(r["project_id"], r["error_id"]) for r in rows}
+                    empty = [r for r in created if (r["project_id"], r["id"]) not in with_events]
+                    if empty:
+                        await event_batches.delete_errors(conn, [r["project_id"] for r in empty], [r["id"] for r in empty])
+                        learned = []  # some are gone again: looked up the next time
                         sent = set()  # and their pairs with them
                 # Learned once committed, not before: a batch beside this one that took an id
                 # from the cache earlier would point its events at a row it cannot see yet.

@@ -23,6 +23,7 @@ import orjson
 import psutil
 
 from app.db import partitions
+from app.db.error_counts import fold as fold_counts
 from app.ingest.grouping import fingerprint_for
 from app.ingest.payload import pack_event
 from app.ingest.summary import summarize_event
@@ -72,7 +73,9 @@ async def stored_event_ids(db: Any, project_id: int) -> Counter[str]:
 
 
 async def error_counts(db: Any, project_id: int) -> list[dict[str, Any]]:
-    """Every error of the project with its ``events_count`` and the number of its events really stored."""
+    """Every error of the project with its ``events_count`` (pending counts folded first) and the
+    number of its events really stored."""
+    await fold_counts(db)
     rows = await db.fetch(
         """select e.id, e.fingerprint, e.events_count,
                   (select count(*) from error_tracking_error_events v

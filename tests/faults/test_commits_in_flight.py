@@ -46,10 +46,10 @@ async def running_writer(pool: asyncpg.Pool, **options: object) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def error_row_held(pool: asyncpg.Pool, event: PendingEvent) -> AsyncIterator[None]:
-    """Lock the row of the error of ``event`` (as a batch updating its counter does) until the block ends."""
+    """Lock the row of the error of ``event`` (as deleting it does: the batches' foreign-key checks wait) until the block ends."""
     async with pool.acquire() as holder, holder.transaction():
         locked = await holder.fetch(
-            "select 1 from error_tracking_errors where project_id = $1 and fingerprint = $2 for no key update",
+            "select 1 from error_tracking_errors where project_id = $1 and fingerprint = $2 for update",
             event.project_id, event.summary.fingerprint,
         )
         assert len(locked) == 1

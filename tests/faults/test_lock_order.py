@@ -1,10 +1,12 @@
-"""Worker processes commit batches of the same frequent errors side by side. Each batch locks
-its errors' rows in key order before updating their counters, so two batches wait for each
-other but never deadlock (a deadlock stalls a writer for PostgreSQL's deadlock_timeout).
+"""Worker processes commit batches of the same frequent errors side by side, and fold their
+pending counts into the errors' rows. A batch takes no lock on an error's row that a counter
+update needs, so batches never wait for each other there; the fold locks the rows in key order,
+so that it and the status changes (also in key order) wait for each other but never deadlock
+(a deadlock stalls a writer for PostgreSQL's deadlock_timeout).
 
-The test holds the lowest-keyed error's row from another connection: a batch of 200 errors
-must then wait for that row while holding none of the other 199. Rows locked in any other
-order would leave some of them locked.
+The key-order test holds the lowest-keyed error's row from another connection: a fold over 200
+errors must then wait for that row while holding none of the other 199. Rows locked in any
+other order would leave some of them locked.
 """
 
 from __future__ import annotations
@@ -14,24 +16,48 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from app.db import error_counts as counts_fold
 from app.ingest.writer import ErrorIds, write_batch
 from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 
 ERRORS = 200
 
 
-async def test_a_batch_locks_its_errors_in_key_order(pool, world) -> None:
-    await partitions_around_today(pool)
-    project_id = (await world.project())["id"]
+async def _two_batches(pool: asyncpg.Pool, project_id: int) -> tuple[ErrorIds, list[int]]:
+    """Create ERRORS errors with a first batch and count it; returns the id cache and the ids, in key order."""
     now = datetime.now(timezone.utc)
     ids = ErrorIds()
-    # Create the errors with a first batch, then send one more event to each in a second.
     await write_batch(pool, [pending_event(project_id, f"e{n}", now) for n in range(ERRORS)], ids)
-    rows = await pool.fetch(
-        "select id from error_tracking_errors where project_id = $1 order by id", project_id
-    )
-    lowest, others = rows[0]["id"], [r["id"] for r in rows[1:]]
-    second = [pending_event(project_id, f"e{n}", now) for n in reversed(range(ERRORS))]
+    await counts_fold.fold(pool)
+    rows = await pool.fetch("select id from error_tracking_errors where project_id = $1 order by id", project_id)
+    return ids, [r["id"] for r in rows]
+
+
+async def test_a_batch_does_not_wait_for_its_errors_rows(pool, world) -> None:
+    await partitions_around_today(pool)
+    project_id = (await world.project())["id"]
+    ids, error_ids = await _two_batches(pool, project_id)
+    now = datetime.now(timezone.utc)
+    async with pool.acquire() as holder, holder.transaction():
+        # What a fold or a status change holds while it updates the rows.
+        await holder.execute(
+            "select 1 from error_tracking_errors where project_id = $1 and id = any($2::bigint[]) for no key update",
+            project_id, error_ids,
+        )
+        inserted = await asyncio.wait_for(
+            write_batch(pool, [pending_event(project_id, f"e{n}", now) for n in reversed(range(ERRORS))], ids), 10
+        )
+    assert len(inserted) == ERRORS
+    assert sorted(e["events_count"] for e in await error_counts(pool, project_id)) == [2] * ERRORS
+
+
+async def test_the_fold_locks_the_errors_in_key_order(pool, world) -> None:
+    await partitions_around_today(pool)
+    project_id = (await world.project())["id"]
+    ids, error_ids = await _two_batches(pool, project_id)
+    lowest, others = error_ids[0], error_ids[1:]
+    now = datetime.now(timezone.utc)
+    await write_batch(pool, [pending_event(project_id, f"e{n}", now) for n in reversed(range(ERRORS))], ids)
 
     async with pool.acquire() as holder, pool.acquire() as probe:
         blocker = holder.transaction()
@@ -40,11 +66,11 @@ async def test_a_batch_locks_its_errors_in_key_order(pool, world) -> None:
             "select 1 from error_tracking_errors where project_id = $1 and id = $2 for no key update",
             project_id, lowest,
         )
-        batch = asyncio.create_task(write_batch(pool, second, ids))
+        fold = asyncio.create_task(counts_fold.fold(pool))
         try:
             await asyncio.wait_for(_until_a_transaction_waits(pool), 10)
             async with probe.transaction():
-                try:  # NOWAIT: fails at once if the waiting batch holds any of the other rows
+                try:  # NOWAIT: fails at once if the waiting fold holds any of the other rows
                     locked = await probe.fetch(
                         "select id from error_tracking_errors where project_id = $1 and id = any($2::bigint[])"
                         " for no key update nowait",
@@ -52,18 +78,16 @@ async def test_a_batch_locks_its_errors_in_key_order(pool, world) -> None:
                     )
                 except asyncpg.LockNotAvailableError:
                     locked = []
-            assert len(locked) == ERRORS - 1, "the batch locked other errors before the lowest-keyed one"
+            assert len(locked) == ERRORS - 1, "the fold locked other errors before the lowest-keyed one"
         finally:
             await blocker.rollback()
-        inserted = await batch
+        assert await fold == ERRORS
 
-    assert len(inserted) == ERRORS
-    counts = await error_counts(pool, project_id)
-    assert sorted(e["events_count"] for e in counts) == [2] * ERRORS
+    assert sorted(e["events_count"] for e in await error_counts(pool, project_id)) == [2] * ERRORS
 
 
 async def _until_a_transaction_waits(pool: asyncpg.Pool) -> None:
-    """Until a backend of this database waits for another transaction (the batch, on the held row)."""
+    """Until a backend of this database waits for another transaction (the fold, on the held row)."""
     while not await pool.fetchval(
         "select count(*) from pg_locks where not granted and locktype = 'transactionid'"
         " and pid in (select pid from pg_stat_activity where datname = current_database())"

@@ -1,5 +1,6 @@
 """Retention by dropping whole daily partitions: the expired ones go, the counters of the errors
-keep matching their stored events, errors left without events go too, the partitions ahead
+keep matching their stored events (pending counts included), errors left without events go too
+(not those with an event whose count is still pending), the partitions ahead
 exist; maintenance is idempotent and safe to run twice at once."""
 
 from __future__ import annotations
@@ -42,16 +43,19 @@ async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool,
     writer.start()
     try:
         # A: 3 events that expire, 2 that stay. B: every event expires. C: 1 expires, 1 stays (first kept day).
+        # D: every stored event expires, but one more arrives just before retention, its count still pending.
         a_old = [pending_event(project_id, "a", received(today, 0)) for _ in range(3)]
         a_new = [pending_event(project_id, "a", received(today, 3)) for _ in range(2)]
         b_old = [pending_event(project_id, "b", received(today, -1))] + [pending_event(project_id, "b", received(today, 0)) for _ in range(3)]
         c_old = [pending_event(project_id, "c", received(today, 1))]
         c_new = [pending_event(project_id, "c", received(today, 2))]
-        everything = a_old + a_new + b_old + c_old + c_new
+        d_old = [pending_event(project_id, "d", received(today, 0))]
+        everything = a_old + a_new + b_old + c_old + c_new + d_old
         assert await asyncio.gather(*(writer.write(e) for e in everything)) == [True] * len(everything)
-        a, b, c = [await error_of(pool, project_id, group[0]) for group in (a_old, b_old, c_old)]
+        a, b, c, d = [await error_of(pool, project_id, group[0]) for group in (a_old, b_old, c_old, d_old)]
         before = {e["id"]: e["events_count"] for e in await error_counts(pool, project_id)}
-        assert before == {a: 5, b: 4, c: 2}
+        assert before == {a: 5, b: 4, c: 2, d: 1}
+        assert await writer.write(pending_event(project_id, "d", received(today, 3)))  # not folded: no reader since
         expired_days = {d for d in await partition_days(pool) if d < first_kept}
         assert {today - timedelta(days=1), today, today + timedelta(days=1)} <= expired_days
 
@@ -72,7 +76,7 @@ async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool,
         assert wanted <= days, sorted(wanted - days)
 
         after = {e["id"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)}
-        assert after == {a: (2, 2), c: (1, 1)}, after  # B had no event left: deleted
+        assert after == {a: (2, 2), c: (1, 1), d: (1, 1)}, after  # B had no event left: deleted
 
         # Idempotent: nothing to create or drop, nothing changes.
         async with pool.acquire() as conn:
@@ -87,7 +91,7 @@ async def test_retention_drops_expired_partitions_and_keeps_counters_right(pool,
         b2 = await error_of(pool, project_id, b_again)
         assert b2 != b
         final = {e["id"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)}
-        assert final == {a: (3, 3), b2: (1, 1), c: (1, 1)}, final
+        assert final == {a: (3, 3), b2: (1, 1), c: (1, 1), d: (1, 1)}, final
     finally:
         await writer.close()
         # Give the rest of the session's tests their partitions back (today - 7 ... today + 7).

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from app import state
+from app.db.error_counts import fold as fold_counts
 from tests.conftest import ROOT_TOKEN
 
 COLLECTOR = "/api/v4/error_tracking/collector"
@@ -199,7 +200,17 @@ async def counts(pool: asyncpg.Pool, project_id: int) -> tuple[int, int]:
     return await count_errors(pool, project_id), await count_events(pool, project_id)
 
 
+async def events_counted(pool: asyncpg.Pool, project_id: int) -> int:
+    """The sum of the project's errors' counters, their pending counts folded first."""
+    await fold_counts(pool)
+    return await pool.fetchval(
+        "select coalesce(sum(events_count), 0) from error_tracking_errors where project_id = $1", project_id
+    )
+
+
 async def errors(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
+    """The project's errors, their pending counts folded first (as every reader of errors does)."""
+    await fold_counts(pool)
     return await pool.fetch("select * from error_tracking_errors where project_id = $1 order by id", project_id)
 
 

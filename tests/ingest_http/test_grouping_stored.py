@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+from app.db.error_counts import fold as fold_counts
 from tests.ingest_http.helpers import (
     assert_accepted,
     collector_url,
@@ -28,6 +29,7 @@ async def send_all(http, server, tracked, *sent) -> None:
 
 
 async def error_of(pool, tracked, event_id: str):
+    await fold_counts(pool)
     return await pool.fetchrow(
         """select e.* from error_tracking_errors e join error_tracking_error_events v
            on v.project_id = e.project_id and v.error_id = e.id
@@ -131,6 +133,7 @@ async def test_resolved_error_reopens_and_ignored_stays_ignored(server, http, po
     await pool.execute("update error_tracking_errors set status = 'ignored' where id = $1", ignored_id)
     await send_all(http, server, tracked, exception_event("ValueError", "a", function="one"),
                    exception_event("ValueError", "b", function="two"))
+    await fold_counts(pool)
     status = dict(await pool.fetch("select id, status from error_tracking_errors where project_id = $1",
                                    tracked.project_id))
     assert status == {resolved_id: "unresolved", ignored_id: "ignored"}
@@ -138,6 +141,7 @@ async def test_resolved_error_reopens_and_ignored_stays_ignored(server, http, po
     # A retry of an already stored event does not reopen a resolved error.
     await pool.execute("update error_tracking_errors set status = 'resolved' where id = $1", resolved_id)
     await send_all(http, server, tracked, resolved)
+    await fold_counts(pool)
     assert await pool.fetchval("select status from error_tracking_errors where id = $1", resolved_id) == "resolved"
     assert await counts(pool, tracked.project_id) == (2, 4)
 

@@ -1,0 +1,82 @@
+"""The errors' counters are folded in after their events commit: readers see every acknowledged
+event, a resolve counts the events acknowledged before it first, and workers fold by themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from tests.conftest import ROOT_TOKEN, Api
+from tests.ingest_http.helpers import (
+    assert_accepted, collector_url, event_envelope, exception_event, post_envelope, sentry_auth, tracked_project,
+)
+
+NEVER_MS = 600_000  # no periodic fold within a test: what is folded was folded by a reader
+
+
+async def _send(http, server, project, *events) -> None:
+    url = collector_url(server.url, project.project_id)
+    for event in events:
+        status, body, _ = await post_envelope(http, url, event_envelope(event), sentry_auth(project.public_key))
+        assert_accepted(status, body, event["event_id"])
+
+
+async def _stored_count(pool, project_id: int) -> int:
+    """The counter as stored, without folding."""
+    return await pool.fetchval(
+        "select coalesce(sum(events_count), 0) from error_tracking_errors where project_id = $1", project_id
+    )
+
+
+async def test_reads_count_every_acknowledged_event(start_server, world, pool) -> None:
+    server = await start_server(counts_fold_ms=NEVER_MS)
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, server.url)
+        project = await tracked_project(api, world)
+        await _send(http, server, project, *(exception_event(value="cart is empty") for _ in range(3)))
+        assert await _stored_count(pool, project.project_id) == 0  # acknowledged, still pending
+        listed = await api.get(f"/projects/{project.project_id}/error_tracking/errors", token=ROOT_TOKEN)
+        assert [e["events_count"] for e in listed.body] == [3]
+        error_id = listed.body[0]["id"]
+        await _send(http, server, project, exception_event(value="cart is empty"))
+        shown = await api.get(f"/projects/{project.project_id}/error_tracking/errors/{error_id}", token=ROOT_TOKEN)
+        assert shown.body["events_count"] == 4
+        await _send(http, server, project, exception_event(value="cart is empty"))
+        events = await api.get(
+            f"/projects/{project.project_id}/error_tracking/errors/{error_id}/events", token=ROOT_TOKEN
+        )
+        assert (len(events.body), events.headers["X-Total"]) == (5, "5")
+
+
+async def test_a_resolve_counts_the_events_before_it_first(start_server, world, pool) -> None:
+    server = await start_server(counts_fold_ms=NEVER_MS)
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, server.url)
+        project = await tracked_project(api, world)
+        errors = f"/projects/{project.project_id}/error_tracking/errors"
+        await _send(http, server, project, exception_event(value="cart is empty"))
+        error_id = (await api.get(errors, token=ROOT_TOKEN)).body[0]["id"]
+        await _send(http, server, project, exception_event(value="cart is empty"))  # pending when resolved
+        resolved = await api.put(f"{errors}/{error_id}", token=ROOT_TOKEN, json={"status": "resolved"})
+        assert (resolved.body["status"], resolved.body["events_count"]) == ("resolved", 2)
+        shown = await api.get(f"{errors}/{error_id}", token=ROOT_TOKEN)
+        assert (shown.body["status"], shown.body["events_count"]) == ("resolved", 2)
+        await _send(http, server, project, exception_event(value="cart is empty"))  # after it: a regression
+        shown = await api.get(f"{errors}/{error_id}", token=ROOT_TOKEN)
+        assert (shown.body["status"], shown.body["events_count"]) == ("unresolved", 3)
+
+
+async def test_workers_fold_pending_counts_by_themselves(start_server, world, pool) -> None:
+    server = await start_server(counts_fold_ms=20)
+    async with aiohttp.ClientSession() as http:
+        project = await tracked_project(Api(http, server.url), world)
+        await _send(http, server, project, *(exception_event(value="cart is empty") for _ in range(4)))
+    deadline = time.monotonic() + 10
+    while await _stored_count(pool, project.project_id) != 4:
+        assert time.monotonic() < deadline, "the pending counts were never folded"
+        await asyncio.sleep(0.02)
+    assert await pool.fetchval(
+        "select count(*) from error_tracking_error_counts_pending where project_id = $1", project.project_id
+    ) == 0
