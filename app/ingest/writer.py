@@ -35,7 +35,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import asyncpg
 
@@ -284,8 +284,11 @@ class ErrorIds:
     def __init__(self) -> None:
         self._ids: dict[ErrorKey, int] = {}
 
-    def missing(self, keys: list[ErrorKey]) -> list[ErrorKey]:
-        return [key for key in keys if key not in self._ids]
+    def known(self, keys: Iterable[ErrorKey]) -> dict[ErrorKey, int]:
+        """The ids of those of ``keys`` this process knows, copied: batches committing beside
+        the caller may empty the cache while it waits for the database."""
+        ids = self._ids
+        return {key: ids[key] for key in keys if key in ids}
 
     def remember(self, rows: list[asyncpg.Record]) -> None:
         _make_room(self._ids, len(rows))
@@ -295,9 +298,6 @@ class ErrorIds:
     def forget(self, keys: list[ErrorKey]) -> None:
         for key in keys:
             self._ids.pop(key, None)
-
-    def __getitem__(self, key: ErrorKey) -> int:
-        return self._ids[key]
 
 
 class StoredPairs:
@@ -335,7 +335,7 @@ async def _create_errors(
 async def _insert_events(
     conn: asyncpg.Connection,
     batch: list[PendingEvent],
-    error_ids: ErrorIds | Mapping[ErrorKey, int],
+    error_ids: Mapping[ErrorKey, int],
     cap: int | None,
     stored: StoredPairs,
     sent: set[PairKey],
@@ -379,20 +379,19 @@ async def write_batch(
     firsts: dict[ErrorKey, PendingEvent] = {}
     for event in batch:
         firsts.setdefault((event.project_id, event.summary.fingerprint), event)
-    missing = error_ids.missing(list(firsts))
+    known = error_ids.known(firsts)
+    missing = [key for key in firsts if key not in known]
     stored = stored_pairs if stored_pairs is not None else StoredPairs()
     sent: set[PairKey] = set()
     try:
         async with pool.acquire() as conn:
             if not missing:
-                rows = await _insert_events(conn, batch, error_ids, max_events_per_error, stored, sent)
+                rows = await _insert_events(conn, batch, known, max_events_per_error, stored, sent)
             else:
                 async with conn.transaction():
                     created, learned = await _create_errors(conn, [firsts[key] for key in missing])
-                    new = set(missing)  # scanning the list for every error would be quadratic in a batch of new errors
-                    ids = {key: error_ids[key] for key in firsts if key not in new}
-                    ids.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
-                    rows = await _insert_events(conn, batch, ids, max_events_per_error, stored, sent)
+                    known.update(((r["project_id"], r["fingerprint"]), r["id"]) for r in learned)
+                    rows = await _insert_events(conn, batch, known, max_events_per_error, stored, sent)
                     with_events = {(r["project_id"], r["error_id"]) for r in rows}
                     empty = [r for r in created if (r["project_id"], r["id"]) not in with_events]
                     if empty:

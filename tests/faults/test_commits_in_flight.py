@@ -21,7 +21,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.health import METRICS_PATH
-from app.ingest.writer import RETRY_REASONS, EventWriter, PendingEvent
+from app.ingest import writer
+from app.ingest.writer import RETRY_REASONS, ErrorIds, EventWriter, PendingEvent, write_batch
 from tests.conftest import Api
 from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 from tests.ingest_http.helpers import (
@@ -214,3 +215,28 @@ async def test_retries_are_counted_by_reason_in_metrics(start_server, http: aioh
     assert await scrape() == {**{reason: 0.0 for reason in RETRY_REASONS}, "stale_error": 1.0}
     [error] = await error_counts(pool, tracked.project_id)
     assert (error["events_count"], error["stored"]) == (1, 1)
+
+
+async def test_a_batch_keeps_the_error_ids_it_took_when_the_cache_empties_meanwhile(
+    database_url, pool, world, monkeypatch
+) -> None:
+    """Batches committing beside one may empty the id cache (it starts again when full) while it
+    waits for a connection: the ids it found known are its own copy."""
+    await partitions_around_today(pool)
+    project_id = (await world.project())["id"]
+    now = datetime.now(timezone.utc)
+    ids = ErrorIds()
+    first, second = pending_event(project_id, "known", now), pending_event(project_id, "known", now)
+    await write_batch(pool, [first], ids)
+    key = (project_id, first.summary.fingerprint)
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=1) as single:
+        async with single.acquire():  # the batch below waits for this connection
+            assert ids.known([key])
+            batch = asyncio.create_task(write_batch(single, [second], ids))
+            await asyncio.sleep(0.1)
+            assert not batch.done()
+            monkeypatch.setattr(writer, "MAX_CACHED", 1)
+            ids.remember([{"project_id": project_id, "fingerprint": "another", "id": 0}])  # full: starts empty
+            assert not ids.known([key])
+        assert len(await asyncio.wait_for(batch, 10)) == 1
+    assert [(e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)] == [(2, 2)]
