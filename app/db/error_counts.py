@@ -13,3 +13,10 @@ async def fold(db: Executor, *, wait: bool = True) -> int | None:
     periodic fold) None is returned at once when another fold runs.
     """
     return await db.fetchval("select error_tracking_fold_counts($1)", wait)
+
+
+async def vacuum(db: Executor) -> None:
+    """Vacuum the pending counts: each fold reads every page of that table, whose rows all die
+    within a second, and autovacuum may be off or a minute away (``autovacuum_naptime``).
+    A vacuum already running on it is not waited for."""
+    await db.execute("vacuum (skip_locked) error_tracking_error_counts_pending")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
@@ -26,6 +27,7 @@ from app.memory import Reclaimer
 log = logging.getLogger("errgate.ingest")
 
 MAINTENANCE_INTERVAL_SECONDS = 3600
+VACUUM_EVERY_FOLDS = 30
 # Threads that decode large bodies, per worker. The decompressors release the GIL, so two let a
 # large body decode while the loop serves others; more would only share the pod's CPU between bombs.
 DECODE_THREADS = 2
@@ -43,12 +45,15 @@ async def _maintain_partitions(pool: asyncpg.Pool, retention_days: int) -> None:
 
 async def _fold_counts(pool: asyncpg.Pool, interval: float, timeout: float) -> None:
     """Fold the pending counts every ``interval`` seconds: while events arrive, their errors'
-    counters, last seen and status follow them within about that long (readers fold first)."""
+    counters, last seen and status follow them within about that long (readers fold first).
+    Every ``VACUUM_EVERY_FOLDS`` folds, the pending counts' table is vacuumed as well."""
     failing = False
-    while True:
+    for folds in itertools.count(1):
         await asyncio.sleep(interval)
         try:
             await within(error_counts.fold(pool, wait=False), timeout)
+            if folds % VACUUM_EVERY_FOLDS == 0:
+                await within(error_counts.vacuum(pool), timeout)
         except DATABASE_ERRORS as exc:
             if not failing:  # once per outage, not once per interval
                 log.warning("folding pending counts failed; retrying", extra={"error": type(exc).__name__})

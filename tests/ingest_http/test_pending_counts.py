@@ -80,3 +80,14 @@ async def test_workers_fold_pending_counts_by_themselves(start_server, world, po
     assert await pool.fetchval(
         "select count(*) from error_tracking_error_counts_pending where project_id = $1", project.project_id
     ) == 0
+
+
+async def test_workers_vacuum_the_pending_counts(start_server, pool) -> None:
+    """Every row of that table dies within a fold: with autovacuum off or late, the workers vacuum it."""
+    vacuumed = "select vacuum_count from pg_stat_user_tables where relname = 'error_tracking_error_counts_pending'"
+    before = await pool.fetchval(vacuumed)
+    await start_server(counts_fold_ms=20)  # VACUUM_EVERY_FOLDS folds take 0.6 s
+    deadline = time.monotonic() + 10
+    while await pool.fetchval(vacuumed) == before:
+        assert time.monotonic() < deadline, "the pending counts' table was never vacuumed"
+        await asyncio.sleep(0.05)
