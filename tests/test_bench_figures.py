@@ -10,7 +10,7 @@ from app.config import Settings
 
 from tests.bench.figures import ceiling_figures, cpu_figures, percentile_ms, wal_figures
 from tests.bench.options import parse_args
-from tests.bench.processes import parse_cpus
+from tests.bench.processes import backend_database, parse_cpus
 
 
 def test_cpu_lists_are_parsed_and_cores_not_available_refused() -> None:
@@ -66,3 +66,17 @@ def test_percentiles_in_milliseconds() -> None:
 def test_workers_default_to_errgates_own_default() -> None:
     assert parse_args([]).workers == Settings.from_env().workers
     assert parse_args(["--workers", "3"]).workers == 3
+
+
+@pytest.mark.parametrize("title, database", [
+    ("postgres: 15/main: postgres errgate_bench_1_ab 127.0.0.1(37910) idle", "errgate_bench_1_ab"),
+    ("postgres: 15/main: alice other_db [local] INSERT", "other_db"),
+    ("postgres: 15/main: autovacuum worker errgate_test_2_cd", "errgate_test_2_cd"),
+    ("postgres: 15/main: checkpointer ", None),
+    ("postgres: 15/main: walwriter", None),
+    ("postgres: 15/main: logical replication launcher ", None),
+    ("/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main -c config_file=x", None),
+])
+def test_postgres_processes_are_told_apart_by_database(title: str, database: str | None) -> None:
+    """The run counts PostgreSQL's CPU for its own database and the server's shared processes only."""
+    assert backend_database([title]) == database

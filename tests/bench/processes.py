@@ -35,8 +35,26 @@ def tree(pid: int) -> list[psutil.Process]:
     return [proc, *proc.children(recursive=True)]
 
 
-def postgres_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+def postgres_processes(database: str | None = None) -> list[psutil.Process]:
+    """PostgreSQL's processes; with ``database``, less the backends of other databases, so that
+    other work on a shared server is not counted as the run's (the server's own processes, such
+    as the WAL writer and the checkpointer, are: they work for every database)."""
+    return [
+        p for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and (database is None or backend_database(p.info["cmdline"]) in (None, database))
+    ]
+
+
+def backend_database(cmdline: list[str] | None) -> str | None:
+    """The database a PostgreSQL process serves, from its title: ``postgres: 15/main: user db
+    host(port) state`` for a client backend, ``… autovacuum worker db`` for a vacuum; None for
+    the server's own processes."""
+    words = " ".join(cmdline or []).split()
+    if words[2:4] == ["autovacuum", "worker"]:
+        return words[4] if len(words) > 4 else None
+    if len(words) > 4 and (words[4] == "[local]" or words[4].endswith(")")):
+        return words[3]
+    return None
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.bench import database, processes
 from tests.bench.corpus import build_corpus
@@ -36,9 +37,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _cpu(server_pid: int) -> tuple[float, float]:
-    """CPU seconds so far of errgate's processes and of PostgreSQL's."""
-    return processes.cpu_seconds(processes.tree(server_pid)), processes.cpu_seconds(processes.postgres_processes())
+def _cpu(server_pid: int, database: str | None) -> tuple[float, float]:
+    """CPU seconds so far of errgate's processes and of PostgreSQL's (those of other databases left out)."""
+    return (
+        processes.cpu_seconds(processes.tree(server_pid)),
+        processes.cpu_seconds(processes.postgres_processes(database)),
+    )
 
 
 async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
@@ -66,10 +70,11 @@ async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             "127.0.0.1", port, requests, args.connections, args.duration, args.rate, mode == "bare", client_cpus
         )
         wal_before = await database.wal_totals(db_url) if db_url else None
-        cpu_before = _cpu(server.pid)
+        database_name = urlsplit(db_url).path.lstrip("/") if db_url else None
+        cpu_before = _cpu(server.pid, database_name)
         loader.start()
         result = results.recv()
-        cpu_after = _cpu(server.pid)
+        cpu_after = _cpu(server.pid, database_name)
         wal_after = await database.wal_totals(db_url) if db_url else None
         loader.join()
         rss_after = processes.rss(server.pid)
