@@ -142,6 +142,11 @@ class Protocol(RequestHandler):
             self._body_deadline = self._loop.time() + self._body_timeout
 
     def resume_reading(self, resume_parser: bool = True) -> None:
+        if not self._reading_paused and not self._buffer_paused:
+            # aiohttp's body stream calls this after every read, paused or not; when nothing was
+            # paused the parser holds no bytes and the transport reads: re-parsing b"" and resuming
+            # the transport would cost two calls per request for nothing.
+            return
         # While errgate did not read, the client could not send: its allowance starts again.
         if self._body is not None:
             self._body_deadline = self._loop.time() + self._body_timeout

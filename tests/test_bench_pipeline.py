@@ -1,4 +1,4 @@
-"""The benchmark's pipeline mode keeps working: a small corpus through the collector's per-event work gives its figures."""
+"""The benchmark's in-process modes keep working: the per-event work and the whole request path give their figures for a small corpus."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 import sentry_sdk
 
-from tests.bench import pipeline
+from tests.bench import inprocess, pipeline
 from tests.bench.options import parse_args
 
 
@@ -32,6 +32,19 @@ def test_the_pipeline_mode_measures_the_corpus_and_names_its_top_functions() -> 
 def test_the_pipeline_mode_is_an_option() -> None:
     arguments = parse_args(["--mode", "pipeline", "--events", "500", "--rounds", "3"])
     assert (arguments.mode, arguments.events, arguments.rounds) == ("pipeline", 500, 3)
+
+
+@pytest.mark.usefixtures("sdk_left_as_found")
+def test_the_inprocess_mode_answers_every_request_of_the_corpus() -> None:
+    line = inprocess.run(requests=30, rounds=1, connections=4)
+    assert (line["mode"], line["requests"], line["rounds"], line["connections"]) == ("inprocess", 30, 1, 4)
+    assert line["statuses"] == {"200": 60}  # the warm-up round's and the measured round's
+    assert 0 < line["cpu_us_per_request_best"] <= line["cpu_us_per_request_median"]
+
+
+def test_the_inprocess_mode_is_an_option() -> None:
+    arguments = parse_args(["--mode", "inprocess", "--events", "500", "--rounds", "3", "--connections", "8"])
+    assert (arguments.mode, arguments.events, arguments.rounds, arguments.connections) == ("inprocess", 500, 3, 8)
 
 
 def test_no_sdk_client_is_left_behind() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from tests.bench import hostile, pipeline, triage
+from tests.bench import hostile, inprocess, pipeline, triage
 from tests.bench.options import parse_args
 from tests.bench.run import database_url, main
 from tests.bench.servers import run_bare_server
@@ -27,6 +27,8 @@ if __name__ == "__main__":
         ))
     elif arguments.mode == "pipeline":
         print_line(pipeline.run(arguments.events or pipeline.DEFAULT_EVENTS, arguments.rounds))
+    elif arguments.mode == "inprocess":
+        print_line(inprocess.run(arguments.events or inprocess.DEFAULT_REQUESTS, arguments.rounds, arguments.connections))
     elif arguments.mode == "triage":
         asyncio.run(triage.run(
             database_url(), lambda text: print(text, flush=True), errors=arguments.errors,

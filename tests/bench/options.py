@@ -23,11 +23,13 @@ def _names(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=tests.bench.__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "pipeline", "triage"),
+    parser.add_argument("--mode", choices=("errgate", "bare", "compare", "hostile", "pipeline", "inprocess", "triage"),
                         default="errgate",
                         help="compare: the bare handler, then errgate, and errgate's rate as a fraction of the bare "
                              "one's; hostile: requests meant to hurt errgate, one line per case (tests/bench/hostile.py); "
                              "pipeline: the per-event work in-process, CPU µs per event and cProfile's top functions; "
+                             "inprocess: a worker's whole request path in-process, without sockets or database, CPU µs "
+                             "per request (tests/bench/inprocess.py); "
                              "triage: the error list and search pages timed on a large seeded project, with their "
                              "plans (tests/bench/triage.py)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
@@ -46,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", type=_names, help="hostile: only these cases, comma-separated (default: all)")
     parser.add_argument("--rss-guard-mb", type=int, default=6144,
                         help="hostile: kill errgate when its processes pass this resident memory")
-    parser.add_argument("--rounds", type=int, default=5, help="pipeline: passes over the corpus (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="pipeline, inprocess: passes over the corpus (default 5)")
     parser.add_argument("--errors", type=int, default=100_000, help="triage: errors seeded")
     parser.add_argument("--seed-events", type=int, default=10_000_000, help="triage: events seeded")
     parser.add_argument("--requests", type=int, default=200, help="triage: timed requests per case")

@@ -10,13 +10,14 @@ only with each other). Deterministic apart from the machine's noise: same corpus
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import gc
 import io
 import pstats
 import statistics
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 from app.config import Settings
@@ -24,7 +25,7 @@ from app.ingest import credentials
 from app.ingest.body import BodyReader
 from app.ingest.routes import CHUNK_SIZE, ENVELOPE_HEADER_LIMIT, item_limits, pending_event
 from app.ingest.envelope import parse_envelope, parse_envelope_header
-from app.server import GC_THRESHOLD
+from app.server import tune_garbage_collector
 from tests.bench.corpus import build_corpus
 
 DSN = "http://0123456789abcdef0123456789abcdef@127.0.0.1:9/1"
@@ -66,6 +67,19 @@ async def _one(body: bytes, encoding: str, settings: Settings) -> list[Any]:
     ]
 
 
+@contextlib.contextmanager
+def served_garbage_collector() -> Iterator[None]:
+    """The collector tuned as ``errgate serve`` tunes it once started (what start-up made stays out of
+    collections, see app.server.GC_THRESHOLD), then as it was."""
+    threshold = gc.get_threshold()
+    tune_garbage_collector()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def _round(corpus: list[tuple[bytes, str]], settings: Settings) -> float:
     """CPU seconds for one pass over the corpus."""
     started = time.process_time()
@@ -97,16 +111,8 @@ def run(events: int, rounds: int) -> dict[str, Any]:
     settings = Settings()
     corpus = build_corpus(events, DSN)
     _round(corpus, settings)  # warm up: caches, lazily compiled regexes
-    # As errgate serve does (app.server.tune_garbage_collector): what start-up made stays out of collections.
-    threshold = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-    try:
+    with served_garbage_collector():
         timings = [_round(corpus, settings) / len(corpus) * 1e6 for _ in range(rounds)]
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
     return {
         "mode": "pipeline",
         "events": len(corpus),
