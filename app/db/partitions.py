@@ -82,20 +82,27 @@ async def create_partitions(conn: asyncpg.Connection, first_day: date, last_day:
 
 
 async def _drop(conn: asyncpg.Connection, name: str, cutoff_day: date) -> None:
+    """Drop one partition, its events subtracted from their errors' counters, and the errors left
+    without events with it.
+
+    The locks come in an order in which nobody waits in a cycle. The counts' fold lock first:
+    folds update the same counters (readers wait for it while holding nothing; the workers' folds
+    skip). The partition is only read meanwhile, while batches go on. Then the whole events table:
+    dropping a partition needs it anyway, and every batch statement locks it first, so none is
+    left half-way holding something else; the counts pending then are folded, so an error about to
+    be deleted for having no events cannot have just got one.
+    """
     async with conn.transaction():
-        await conn.execute(f"lock table {name} in access exclusive mode")
-        # Holds the counts' fold lock to the end: no fold updates the errors beside these updates.
-        await error_counts.fold(conn)
+        await error_counts.fold(conn)  # takes the fold lock, held to the end
+        await conn.execute(f"lock table {name} in share mode")
         await conn.execute(
             f"""update error_tracking_errors e set events_count = greatest(0, e.events_count - c.n), updated_at = now()
                 from (select project_id, error_id, count(*) as n from {name} group by 1, 2) c
                 where e.project_id = c.project_id and e.id = c.error_id"""
         )
-        await conn.execute(f"drop table {name}")
-        # An error about to be deleted for having no events may have just got one, still pending:
-        # writers wait while the counts that arrived meanwhile are folded and the empty errors deleted.
-        await conn.execute("lock table error_tracking_error_counts_pending in share mode")
+        await conn.execute(f"lock table {PARENT} in access exclusive mode")
         await error_counts.fold(conn)
+        await conn.execute(f"drop table {name}")
         await conn.execute(
             "delete from error_tracking_errors where events_count = 0 and last_seen_at < $1",
             datetime.combine(cutoff_day, datetime.min.time(), timezone.utc),

@@ -9,8 +9,8 @@ import asyncio
 from datetime import date, datetime, time, timedelta, timezone
 
 from app.db import partitions
-from app.ingest.writer import EventWriter, PendingEvent
-from tests.faults.helpers import error_counts, pending_event
+from app.ingest.writer import ErrorIds, EventWriter, PendingEvent, write_batch
+from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 
 RETENTION_DAYS = 2
 LATER = 4  # maintenance runs "today + 4 days": the partitions up to today + 1 fall out of retention
@@ -118,3 +118,49 @@ async def test_partitions_for_past_days_can_be_created_ahead_of_loading(pool) ->
             for day, name in (await partitions.existing_partitions(conn)).items():
                 if day not in before:
                     await conn.execute(f"drop table {name}")
+
+
+class _BatchAfterEachLock:
+    """Retention's connection, which starts a batch of the writer right after each lock retention takes."""
+
+    def __init__(self, conn, write) -> None:
+        self._conn, self._write, self.batches = conn, write, []
+
+    def transaction(self):
+        return self._conn.transaction()
+
+    async def fetchval(self, query: str, *args):
+        return await self._conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args):
+        result = await self._conn.execute(query, *args)
+        if query.startswith("lock table"):
+            self.batches.append(asyncio.create_task(self._write()))
+            await asyncio.sleep(0.3)  # the batch is now waiting for retention's locks, or done
+        return result
+
+
+async def test_batches_arriving_while_a_partition_is_dropped_neither_deadlock_nor_fail(pool, world) -> None:
+    """Dropping a partition locks the whole events table in the end; a batch in the middle of its
+    statement must not hold something retention waits for while it waits for retention."""
+    today = datetime.now(timezone.utc).date()
+    old_day = today - timedelta(days=9)
+    project_id = (await world.project())["id"]
+    await partitions_around_today(pool)
+    async with pool.acquire() as conn:
+        await partitions.create_partitions(conn, old_day, old_day)
+    ids = ErrorIds()
+    await write_batch(pool, [pending_event(project_id, "old", received(old_day, 0))], ids)
+    await write_batch(pool, [pending_event(project_id, "kept", received(today, 0))], ids)
+
+    async def write() -> set:
+        return await write_batch(pool, [pending_event(project_id, "kept", datetime.now(timezone.utc))], ids)
+
+    async with pool.acquire() as conn:
+        retention = _BatchAfterEachLock(conn, write)
+        await asyncio.wait_for(partitions._drop(retention, partitions.partition_name(old_day), old_day + timedelta(days=1)), 10)
+    assert len(retention.batches) >= 2
+    assert [len(await batch) for batch in retention.batches] == [1] * len(retention.batches)  # no deadlock, all stored
+    counts = {e["fingerprint"]: (e["events_count"], e["stored"]) for e in await error_counts(pool, project_id)}
+    assert list(counts.values()) == [(1 + len(retention.batches), 1 + len(retention.batches))], counts  # "old" deleted
+    await pool.execute("delete from error_tracking_errors where project_id = $1", project_id)
