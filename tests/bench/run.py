@@ -15,7 +15,7 @@ from tests.bench.figures import ceiling_figures, cpu_figures, wal_figures
 from tests.bench.load import envelope_path, prepare_requests, spawn_load
 from tests.bench.preload import preload
 from tests.bench.processes import parse_cpus
-from tests.bench.servers import bare_server, errgate_server, tracked_project
+from tests.bench.servers import bare_server, errgate_server, tracked_project, writer_retries
 from tests.conftest import fresh_database
 from tests.process import free_port
 
@@ -84,6 +84,7 @@ async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         if db_url:
             stored, result["distinct_errors"] = await database.stored(db_url, args.preload)
             result["deadlocks"] = await database.deadlocks(db_url)
+            result["writer_retries"] = await writer_retries(f"http://127.0.0.1:{port}")
             result["plans"] = await database.explain_queries(db_url)
         elapsed = result["elapsed_s"]
         result.update(

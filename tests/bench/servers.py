@@ -13,6 +13,7 @@ from typing import Iterator
 
 import aiohttp
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.process import ROOT, wait_ready
 
@@ -83,3 +84,14 @@ async def tracked_project(server: subprocess.Popen[bytes], base: str, root_token
             pass
         async with s.get(f"{base}/api/v4/projects/{project['id']}/error_tracking/client_keys") as r:
             return (await r.json())[0]["sentry_dsn"]
+
+
+async def writer_retries(base: str) -> dict[str, float]:
+    """errgate's ``errgate_writer_retries_total`` by reason, from its ``/metrics`` (every worker's)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(text) if family.name == "errgate_writer_retries"
+        for sample in family.samples if sample.name == "errgate_writer_retries_total"
+    }
