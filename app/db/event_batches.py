@@ -6,7 +6,7 @@ one array per column (``unnest``), so a batch costs one round trip per statement
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 
@@ -60,6 +60,7 @@ _INSERT_EVENTS = """
                 select 1 from error_tracking_error_events o
                 where o.project_id = x.p and o.event_id = x.ev
                   and o.received_on = ((x.r - interval '1 hour') at time zone 'UTC')::date
+                  and o.received_on >= $13::date
                   and o.received_hour = extract(hour from (x.r - interval '1 hour') at time zone 'UTC')::smallint)
           and ($10::bigint is null or $10::bigint > (
                 select e.events_count + coalesce((select sum(c.events) from error_tracking_error_counts_pending c
@@ -145,8 +146,16 @@ async def insert_events(
     (duplicates and events over the cap excluded)."""
     return await conn.fetch(
         _INSERT_EVENTS, project_ids, error_ids, event_ids, levels, environments, releases, occurred_at, received_at,
-        payloads, max_events_per_error, new_environments, new_releases,
+        payloads, max_events_per_error, new_environments, new_releases, _first_day_looked_at(received_at),
     )
+
+
+def _first_day_looked_at(received_at: list[datetime]) -> date:
+    """The earliest receive day the look at the previous hour's keys can need ($13). Redundant for
+    the result, but a parameter the executor prunes the events' partitions by before it opens
+    them: without it, every batch opened every partition's key index (with 90 days of partitions,
+    PostgreSQL's CPU per event rose by about half)."""
+    return (min(received_at) - timedelta(hours=1)).astimezone(timezone.utc).date()
 
 
 async def delete_errors(conn: asyncpg.Connection, project_ids: list[int], error_ids: list[int]) -> None:
