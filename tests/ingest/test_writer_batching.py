@@ -8,8 +8,10 @@ commits in flight, a batch starts beside the others once it is as full as they a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime, timezone
+from typing import AsyncIterator
 
 from app.ingest.grouping import fingerprint_for
 from app.ingest.summary import summarize_event
@@ -36,6 +38,24 @@ class GatedWriter(EventWriter):
             event.future.set_result(True)
 
 
+@contextlib.asynccontextmanager
+async def gated_writer(commits_in_flight: int = 1) -> AsyncIterator[GatedWriter]:
+    """A started :class:`GatedWriter`, its gate opened and the writer closed when the block ends."""
+    writer = GatedWriter(commits_in_flight)
+    writer.start()
+    try:
+        yield writer
+    finally:
+        writer.gate.set()
+        await writer.close()
+
+
+async def until_batches(writer: GatedWriter, count: int) -> None:
+    """Until ``count`` batches started committing."""
+    while len(writer.batches) < count:
+        await asyncio.sleep(0.005)
+
+
 def pending(n: int) -> PendingEvent:
     now = datetime.now(timezone.utc)
     event = {"message": "m"}
@@ -44,13 +64,10 @@ def pending(n: int) -> PendingEvent:
 
 
 async def test_idle_batch_waits_and_queued_batch_goes_at_once() -> None:
-    writer = GatedWriter()
-    writer.start()
-    try:
+    async with gated_writer() as writer:
         started = time.monotonic()
         first = [asyncio.create_task(writer.write(pending(n))) for n in (1, 2)]
-        while not writer.batches:
-            await asyncio.sleep(0.01)
+        await until_batches(writer, 1)
         # The first batch waited for company, and took both events.
         assert writer.batches[0][0] - started >= WAIT_MS / 1000 * 0.9
         assert writer.batches[0][1] == [f"{1:032x}", f"{2:032x}"]
@@ -62,32 +79,24 @@ async def test_idle_batch_waits_and_queued_batch_goes_at_once() -> None:
         released = time.monotonic()
         writer.gate.set()
         assert await asyncio.gather(*first) == [True, True]
-        while len(writer.batches) < 2:
-            await asyncio.sleep(0.005)
+        await until_batches(writer, 2)
         # ... and go as soon as the commit returns, without a second wait.
         assert writer.batches[1][0] - released < WAIT_MS / 1000 / 2
         assert writer.batches[1][1] == [f"{3:032x}", f"{4:032x}"]
         assert await asyncio.gather(*second) == [True, True]
-    finally:
-        writer.gate.set()
-        await writer.close()
 
 
 async def test_batches_commit_side_by_side_up_to_the_limit() -> None:
-    writer = GatedWriter(commits_in_flight=2)
-    writer.start()
-    try:
+    async with gated_writer(commits_in_flight=2) as writer:
         first = [asyncio.create_task(writer.write(pending(n))) for n in (1, 2)]
-        while not writer.batches:
-            await asyncio.sleep(0.01)
+        await until_batches(writer, 1)
         # Beside a batch of two, one event waits for company; a second makes it as full: it goes.
         second = [asyncio.create_task(writer.write(pending(3)))]
         await asyncio.sleep(0.05)
         assert len(writer.batches) == 1
         queued = time.monotonic()
         second.append(asyncio.create_task(writer.write(pending(4))))
-        while len(writer.batches) < 2:
-            await asyncio.sleep(0.005)
+        await until_batches(writer, 2)
         assert writer.batches[1][0] - queued < WAIT_MS / 1000 / 2
         assert writer.batches[1][1] == [f"{3:032x}", f"{4:032x}"]
         assert writer.batches_in_flight == 2 and not any(t.done() for t in first + second)
@@ -99,28 +108,18 @@ async def test_batches_commit_side_by_side_up_to_the_limit() -> None:
         writer.gate.set()
         assert await asyncio.gather(*first, *second, *third) == [True] * 6
         assert [ids for _, ids in writer.batches][2:] == [[f"{5:032x}", f"{6:032x}"]]
-    finally:
-        writer.gate.set()
-        await writer.close()
 
 
 async def test_a_copy_of_an_event_in_flight_waits_for_its_commit() -> None:
-    writer = GatedWriter(commits_in_flight=4)
-    writer.start()
-    try:
+    async with gated_writer(commits_in_flight=4) as writer:
         first = asyncio.create_task(writer.write(pending(1)))
-        while not writer.batches:
-            await asyncio.sleep(0.01)
+        await until_batches(writer, 1)
         copy = asyncio.create_task(writer.write(pending(1)))
         other = asyncio.create_task(writer.write(pending(2)))
-        while len(writer.batches) < 2:
-            await asyncio.sleep(0.005)
+        await until_batches(writer, 2)
         assert writer.batches[1][1] == [f"{2:032x}"]  # the copy stayed queued
         await asyncio.sleep(WAIT_MS / 1000 * 1.5)
         assert len(writer.batches) == 2
         writer.gate.set()
         assert await asyncio.gather(first, copy, other) == [True] * 3
         assert writer.batches[2][1] == [f"{1:032x}"]
-    finally:
-        writer.gate.set()
-        await writer.close()
