@@ -233,8 +233,8 @@ class Settings:
     batch_max_wait_ms: float = setting("ERRGATE_BATCH_MAX_WAIT_MS", Number(0, 10_000), 0.0,
                                        "how long a batch that starts while the writer is idle waits to fill; "
                                        "batches that queued behind a commit go at once")
-    # 1 by default: on the 2-core development machine (`python -m tests.bench --connections 32
-    # --workers 1`), 4 batches side by side stored 10-15 % fewer events/s than one at a time.
+    # 1 by default: on the 2-core development machine (`python -m tests.bench --connections 32`),
+    # 2 batches side by side stored as many events/s as one at a time, for more CPU per event.
     writer_commits_in_flight: int = setting("ERRGATE_WRITER_COMMITS_IN_FLIGHT", Integer(1, 499), 1,
                                             "batches committing at once per worker, each on its own pooled "
                                             "connection; below `ERRGATE_DB_POOL_SIZE`")
