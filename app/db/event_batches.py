@@ -34,8 +34,8 @@ _ERROR_IDS = """
 # (UTC), or by the look at the previous hour's key range: so within one to two hours
 # (sql/004_hourly_dedup_key.sql says why the key is by hour). With a cap of stored events per
 # error ($10), events of an error at the cap are not stored but still move its last_seen_at; the
-# cap is checked against the folded count plus the pending ones (a scan of the small pending
-# table, only with a cap), and may be passed by at most one batch. Counters count stored events
+# cap is checked against the folded count plus the pending ones (summed once per batch, only
+# with a cap), and may be passed by at most one batch. Counters count stored events
 # only, so that retention, which drops stored events, keeps them right.
 #
 # The pending row carries what the errors list filters on (sql/006_triage.sql): the latest
@@ -49,6 +49,11 @@ _INSERT_EVENTS = """
         select * from unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                              $7::timestamptz[], $8::timestamptz[], $9::text[], $11::boolean[], $12::boolean[])
             as x(p, er, ev, l, env, rel, t, r, pl, new_env, new_rel)
+    ), pending as materialized (
+        -- Only with a cap: the batch's errors' counts not folded yet, summed once for the batch.
+        select c.project_id, c.error_id, sum(c.events) as n from error_tracking_error_counts_pending c
+        where $10::bigint is not null and (c.project_id, c.error_id) in (select p, er from input)
+        group by c.project_id, c.error_id
     ), inserted as (
         insert into error_tracking_error_events
             (project_id, error_id, event_id, level, environment, release, occurred_at, received_at, received_on,
@@ -63,8 +68,8 @@ _INSERT_EVENTS = """
                   and o.received_on >= $13::date
                   and o.received_hour = extract(hour from (x.r - interval '1 hour') at time zone 'UTC')::smallint)
           and ($10::bigint is null or $10::bigint > (
-                select e.events_count + coalesce((select sum(c.events) from error_tracking_error_counts_pending c
-                                                  where c.project_id = x.p and c.error_id = x.er), 0)
+                select e.events_count + coalesce((select pc.n from pending pc
+                                                  where pc.project_id = x.p and pc.error_id = x.er), 0)
                 from error_tracking_errors e where e.project_id = x.p and e.id = x.er))
         order by p, ev
         on conflict do nothing
