@@ -10,7 +10,7 @@ commit to return go as soon as one does.
 Each batch is written with the set-based statements of :mod:`app.db.event_batches`: errors
 not seen before are created first, then the events are stored with their errors' pending
 counts in a single statement and so a single transaction (the counts reach the errors' rows
-when :mod:`app.ingest.counts` folds them). Which errors are known comes from
+when :func:`app.db.error_counts.fold` folds them). Which errors are known comes from
 :class:`ErrorIds`, a per-process cache that learns an error only once its creation committed;
 likewise :class:`StoredPairs` keeps the errors' environments and releases known to be stored,
 so that a batch sends only those that may be new.
@@ -344,12 +344,14 @@ async def _insert_events(
     ids = [error_ids[(e.project_id, e.summary.fingerprint)] for e in batch]
 
     def new(kind: str, values: list[str | None]) -> list[bool]:
+        """Flags the first event of each pair that may be new; its repeats in the batch add nothing."""
         flags = []
         for event, error_id, value in zip(batch, ids, values):
             key = (event.project_id, error_id, kind, value)
-            flags.append(value is not None and key not in stored)
-            if flags[-1]:
+            flag = value is not None and key not in stored and key not in sent
+            if flag:
                 sent.add(key)  # type: ignore[arg-type]
+            flags.append(flag)
         return flags
 
     environments = [e.summary.environment for e in batch]
