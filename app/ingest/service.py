@@ -51,8 +51,8 @@ async def _fold_counts(pool: asyncpg.Pool, interval: float, timeout: float) -> N
     for folds in itertools.count(1):
         await asyncio.sleep(interval)
         try:
-            await within(error_counts.fold(pool, wait=False), timeout)
-            if folds % VACUUM_EVERY_FOLDS == 0:
+            folded = await within(error_counts.fold(pool, wait=False), timeout)
+            if folded is not None and folds % VACUUM_EVERY_FOLDS == 0:  # not beside another worker's fold
                 await within(error_counts.vacuum(pool), timeout)
         except DATABASE_ERRORS as exc:
             if not failing:  # once per outage, not once per interval
