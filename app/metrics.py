@@ -95,6 +95,10 @@ class Metrics:
             "errgate_writer_retries", "Batches written again, by reason (deadlock, serialization, stale_error)",
             ["reason"], registry=r,
         )
+        self.worker_restarts = Counter(
+            "errgate_worker_restarts", "Workers started in place of one that exited unexpectedly (counted by each replacement)",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "errgate_writer_pending_events", "Events waiting for their batch to commit", registry=r,
             multiprocess_mode="livesum",

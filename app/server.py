@@ -122,8 +122,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, restarted: bool = False) -> None:
+    """Serve until SIGTERM or SIGINT; ``restarted``: this worker replaces one that died (counted in the metrics)."""
     app = create_app(settings)
+    if restarted:
+        app[state.METRICS].worker_restarts.inc()
     ensure_file_descriptors(settings)
     # Before the socket listens: a SIGTERM that comes as soon as the port answers drains, not kills.
     stop = asyncio.Event()

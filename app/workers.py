@@ -6,7 +6,9 @@ The embedded PostgreSQL, when used, is started once by the parent so that worker
 Self-reporting (``SENTRY_DSN``) is started in each serving process: sentry-sdk's client and its
 sending thread belong to one process.
 With several workers the parent gives them a directory for their metrics files (app.metrics),
-drops a worker's live gauges when it exits, and removes the directory when the last one has.
+drops a worker's live gauges when it exits, and removes the directory when the last one has. It
+starts again a worker that exits unless it was asked to stop (see _supervise and the README's
+"Workers").
 Each process runs on uvloop, which roughly halves the event loop's CPU cost per request.
 """
 
@@ -15,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import logging
 import multiprocessing
 import os
 import signal
 import socket
 import sys
+import time
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -32,16 +36,18 @@ from app.metrics import worker_exited, workers_directory, workers_metrics
 from app.selfreport import init_self_reporting
 from app.server import serve
 
+log = logging.getLogger("errgate.workers")
 
-def _run(settings: Settings) -> None:
+
+def _run(settings: Settings, restarted: bool = False) -> None:
     if settings.sentry_dsn:
         init_self_reporting(settings.sentry_dsn)
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, restarted=restarted))
 
 
-def _worker(settings: Settings) -> None:
+def _worker(settings: Settings, restarted: bool) -> None:
     setup_logging(settings.log_level)
-    _run(settings)
+    _run(settings, restarted)
 
 
 def _check_port_free(host: str, port: int, variable: str) -> None:
@@ -93,30 +99,108 @@ def serve_forever(settings: Settings, workers: int) -> int:
         return _supervise(settings, workers, directory)
 
 
+# A worker that dies is started again, after a delay that doubles while its successors keep dying
+# young (a crash at start, a database refusing new connections), so that a crash loop costs
+# little CPU and floods no log; once a worker has lived STEADY_SECONDS its successor starts at once.
+FIRST_RESTART_DELAY_SECONDS = 1.0
+MAX_RESTART_DELAY_SECONDS = 30.0
+STEADY_SECONDS = 60.0
+
+
+@dataclasses.dataclass
+class _Slot:
+    """One of the worker places: its process now, and how soon a successor may start."""
+
+    index: int
+    process: multiprocessing.process.BaseProcess | None = None
+    started_at: float = 0.0
+    delay: float = 0.0  # before the next start, once this slot's process died young
+    start_at: float | None = None  # when a successor is due; None while one runs
+
+    def exited(self, now: float) -> float:
+        """Schedule the successor of the process that just exited; returns the delay chosen."""
+        if now - self.started_at >= STEADY_SECONDS:
+            self.delay = 0.0
+        delay = self.delay
+        self.delay = min(max(FIRST_RESTART_DELAY_SECONDS, 2 * self.delay), MAX_RESTART_DELAY_SECONDS)
+        self.process = None
+        self.start_at = now + delay
+        return delay
+
+
+def _exit_status(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            pass
+    return f"exit code {exitcode}"
+
+
 def _supervise(settings: Settings, workers: int, metrics_directory: Path) -> int:
-    """Start the workers, forward SIGTERM and SIGINT to them, and wait until every one has exited."""
+    """Start the workers, start again any that dies, forward SIGTERM and SIGINT to them, and once
+    stopping wait until every one has exited: 0 when all of them stopped cleanly."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(settings,), name=f"errgate-worker-{i}") for i in range(workers)]
-    for process in processes:
-        process.start()
+    slots = [_Slot(i) for i in range(workers)]
+    stopping: list[int] = []  # the signal received, once one was
+
+    def start(slot: _Slot, restarted: bool) -> None:
+        slot.process = context.Process(target=_worker, args=(settings, restarted), name=f"errgate-worker-{slot.index}")
+        slot.process.start()
+        slot.started_at = time.monotonic()
+        slot.start_at = None
 
     def forward(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.is_alive() and process.pid:
+        stopping.append(signum)
+        for slot in slots:
+            if slot.process is not None and slot.process.pid and slot.process.is_alive():
                 try:
-                    os.kill(process.pid, signum)
+                    os.kill(slot.process.pid, signum)
                 except ProcessLookupError:
                     pass
 
+    # A signal also wakes the wait below, which may otherwise sleep until a restart is due.
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake)
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    running = {process.sentinel: process for process in processes}
-    while running:
-        for sentinel in wait(list(running)):
-            process = running.pop(sentinel)
+    for slot in slots:
+        start(slot, restarted=False)
+    clean = True
+    while True:
+        running = {slot.process.sentinel: slot for slot in slots if slot.process is not None}
+        due = [slot.start_at for slot in slots if slot.start_at is not None]
+        if stopping and not running:
+            return 0 if clean else 1
+        timeout = None if stopping or not due else max(0.0, min(due) - time.monotonic())
+        for ready in wait([*running, woken], timeout):
+            if ready == woken:
+                os.read(woken, 64)
+                continue
+            slot = running[ready]
+            process = slot.process
+            assert process is not None
             process.join()
             worker_exited(metrics_directory, process.pid)
-    return 0 if all(p.exitcode == 0 for p in processes) else 1
+            if stopping:
+                slot.process = None
+                clean = clean and process.exitcode == 0
+                continue
+            delay = slot.exited(time.monotonic())
+            log.error(
+                "worker exited; starting another",
+                extra={"worker": process.name, "pid": process.pid, "status": _exit_status(process.exitcode),
+                       "restart_in_seconds": delay},
+            )
+        if stopping:
+            for slot in slots:
+                slot.start_at = None
+            continue
+        now = time.monotonic()
+        for slot in slots:
+            if slot.start_at is not None and slot.start_at <= now:
+                start(slot, restarted=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

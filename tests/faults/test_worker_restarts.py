@@ -1,0 +1,113 @@
+"""``errgate serve --workers 2``: a worker that dies is started again, counted, with a delay that
+grows while its successors die young; SIGTERM during that delay stops everything, starting nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+
+import psutil
+
+from app.workers import FIRST_RESTART_DELAY_SECONDS
+from tests.faults.helpers import envelope_url, fresh_database, grouped_event, new_session, post_event, tracked_project_over_http
+from tests.faults.test_workers import workers_of
+from tests.faults.test_workers_metrics import scrape
+from tests.process import ErrgateProcess, errgate_process
+
+WORKERS = 2
+RESTART_LINE = "worker exited; starting another"
+
+
+def restarts_logged(errgate: ErrgateProcess) -> list[dict]:
+    """The parent's log records of workers it started again, in order."""
+    records = []
+    for line in errgate.log().splitlines():
+        if RESTART_LINE in line:
+            records.append(json.loads(line))
+    return records
+
+
+async def logged_restarts(errgate: ErrgateProcess, count: int, timeout: float = 10.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(records := restarts_logged(errgate)) < count:
+        assert time.monotonic() < deadline, errgate.log_tail()
+        await asyncio.sleep(0.05)
+    return records
+
+
+async def replaced(errgate: ErrgateProcess, gone: set[int], timeout: float = 30.0) -> list[psutil.Process]:
+    """The listening workers, once there are WORKERS of them again and none is in ``gone``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        children = await workers_of(errgate.pid, errgate.port, WORKERS, timeout=max(0.0, deadline - time.monotonic()))
+        if len(children) == WORKERS and not {c.pid for c in children} & gone:
+            return children
+        assert time.monotonic() < deadline, (children, errgate.log_tail())
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_worker_is_started_again_and_counted(base_database_url, scratch_dir) -> None:
+    async with fresh_database(base_database_url) as url:
+        async with errgate_process(url, scratch_dir / "errgate.log", workers=WORKERS) as errgate:
+            children = await workers_of(errgate.pid, errgate.port, WORKERS)
+            assert len(children) == WORKERS
+            killed = children[0]
+            killed.kill()
+            now = await replaced(errgate, {killed.pid})
+            [record] = await logged_restarts(errgate, 1)
+            assert record["level"] == "error"
+            assert record["pid"] == killed.pid and record["status"] == "SIGKILL", record
+            assert await scrape(errgate, "errgate_worker_restarts_total") == 1
+
+            # Both workers serve: every connection of a fresh session set gets its event stored.
+            async with new_session() as session:
+                project = await tracked_project_over_http(session, errgate.url)
+            sessions = [new_session() for _ in range(8)]
+            try:
+                events = [grouped_event("after-restart") for _ in range(16)]
+                outcomes = await asyncio.gather(*(
+                    post_event(sessions[n % 8], envelope_url(errgate.url, project.project_id), project.public_key, e)
+                    for n, e in enumerate(events)
+                ))
+            finally:
+                await asyncio.gather(*(s.close() for s in sessions))
+            assert [o.status for o in outcomes] == [200] * len(events)
+
+            errgate.signal(signal.SIGTERM)
+            assert await errgate.wait(20) == 0, errgate.log_tail()
+            assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in now)
+
+
+async def test_workers_dying_young_are_restarted_later_and_sigterm_cancels_the_restart(
+    base_database_url, scratch_dir
+) -> None:
+    async with fresh_database(base_database_url) as url:
+        async with errgate_process(url, scratch_dir / "errgate.log", workers=WORKERS, ERRGATE_LOG_LEVEL="info") as errgate:
+            children = await workers_of(errgate.pid, errgate.port, WORKERS)
+            gone: set[int] = set()
+            # The same place's worker dies three times within a minute of its start.
+            victim = children[0]
+            for deaths in range(1, 4):
+                victim.kill()
+                killed_at = time.monotonic()
+                gone.add(victim.pid)
+                records = await logged_restarts(errgate, deaths)
+                if deaths == 3:
+                    break
+                before = {c.pid for c in children}
+                children = await replaced(errgate, gone)
+                if deaths == 2:
+                    # The second successor was not started before its delay was over.
+                    assert time.monotonic() - killed_at >= FIRST_RESTART_DELAY_SECONDS
+                [victim] = [c for c in children if c.pid not in before]
+            assert [r["restart_in_seconds"] for r in records] == [0.0, 1.0, 2.0], records
+            assert len({r["worker"] for r in records}) == 1, records
+
+            # SIGTERM while the third successor waits its 2 s: the parent exits without starting it.
+            errgate.signal(signal.SIGTERM)
+            assert await errgate.wait(20) == 0, errgate.log_tail()
+            assert len(restarts_logged(errgate)) == 3
+            # Two workers at start and two successors: no fifth worker ever listened.
+            assert errgate.log().count('"errgate listening"') == WORKERS + 2, errgate.log_tail()
