@@ -33,10 +33,12 @@ SPREAD_GROUPS = 5
 
 
 def sockets_on(process: psutil.Process, port: int, status: str) -> int:
-    """How many TCP sockets of ``process`` on local ``port`` are in ``status``."""
-    return sum(
-        1 for c in process.net_connections(kind="tcp") if c.laddr and c.laddr.port == port and c.status == status
-    )
+    """How many TCP sockets of ``process`` on local ``port`` are in ``status`` (0 once it has exited)."""
+    try:
+        connections = process.net_connections(kind="tcp")
+    except psutil.NoSuchProcess:  # a worker just killed, a zombie until its parent reaps it
+        return 0
+    return sum(1 for c in connections if c.laddr and c.laddr.port == port and c.status == status)
 
 
 async def workers_of(pid: int, port: int, expected: int, timeout: float = 10.0) -> list[psutil.Process]:
