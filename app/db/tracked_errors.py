@@ -28,8 +28,8 @@ from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
 __all__ = [
-    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_page", "error_summary", "list_errors",
-    "recent_counts", "set_status", "set_statuses", "status_counts", "total_from_counts",
+    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_summary", "list_errors",
+    "recent_counts", "set_status", "set_statuses", "status_counts", "status_counts_and_page", "total_from_counts",
 ]
 
 _COLUMNS = (
@@ -132,13 +132,6 @@ async def list_errors(
     return total, rows
 
 
-async def error_page(db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int) -> list[asyncpg.Record]:
-    """The page of :func:`list_errors` without its count (the web list counts by status)."""
-    where, args = _where(project_id, query)
-    async with _custom_plans(db) as conn:
-        return await _page(conn, query, where, args, limit, offset)
-
-
 async def _page(
     conn: Executor, query: ErrorQuery, where: str, args: list[object], limit: int, offset: int
 ) -> list[asyncpg.Record]:
@@ -172,6 +165,22 @@ async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dic
     """How many errors of each status match ``query``'s other filters (the list's tabs), each
     counted along its status's index and at most ``count_limit(query) + 1``."""
     await error_counts.fold(db)
+    async with _custom_plans(db) as conn:
+        return await _status_counts(conn, project_id, query)
+
+
+async def status_counts_and_page(
+    db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
+) -> tuple[dict[str, int], list[asyncpg.Record]]:
+    """The web list: :func:`status_counts` (its tabs, from which its total comes) and the page of
+    :func:`list_errors`, after one fold and in one transaction, so that both see the same errors."""
+    await error_counts.fold(db)
+    where, args = _where(project_id, query)
+    async with _custom_plans(db) as conn:
+        return await _status_counts(conn, project_id, query), await _page(conn, query, where, args, limit, offset)
+
+
+async def _status_counts(conn: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
     conditions, args = _filters(project_id, query)
     where, limit = " and ".join(conditions), count_limit(query) + 1
     counts = " union all ".join(
@@ -179,8 +188,7 @@ async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dic
         f"(select from error_tracking_errors e where {where} and e.status = '{status}' limit {limit}) e"
         for status in STATUSES
     )
-    async with _custom_plans(db) as conn:
-        return {r["status"]: r["count"] for r in await conn.fetch(counts, *args)}
+    return {r["status"]: r["count"] for r in await conn.fetch(counts, *args)}
 
 
 async def error(db: Executor, project_id: int, error_id: int) -> asyncpg.Record | None:

@@ -69,9 +69,10 @@ async def error_list(request: web.Request) -> web.Response:
         context["notice"] = str(problem)
         return page(request, "error_list.html", context, 400)
     now = datetime.now(timezone.utc)
-    counts = await tracked_errors.status_counts(pool, project.project_id, query)
+    counts, rows = await tracked_errors.status_counts_and_page(
+        pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE
+    )
     total = tracked_errors.total_from_counts(counts, query)  # the tabs' counts: not counted again
-    rows = await tracked_errors.error_page(pool, project.project_id, query, PER_PAGE, (number - 1) * PER_PAGE)
     limit = tracked_errors.count_limit(query)
     counted = total <= limit  # past it the count stopped: no last page is known
     context.update(

@@ -8,6 +8,8 @@ import time
 
 import aiohttp
 
+from app.db import tracked_errors
+from app.search_query import parse_query
 from tests.conftest import ROOT_TOKEN, Api
 from tests.ingest_http.helpers import (
     assert_accepted, collector_url, event_envelope, exception_event, post_envelope, sentry_auth, tracked_project,
@@ -48,6 +50,17 @@ async def test_reads_count_every_acknowledged_event(start_server, world, pool) -
             f"/projects/{project.project_id}/error_tracking/errors/{error_id}/events", token=ROOT_TOKEN
         )
         assert (len(events.body), events.headers["X-Total"]) == (5, "5")
+
+
+async def test_the_web_lists_tabs_and_page_count_every_acknowledged_event(start_server, world, pool) -> None:
+    server = await start_server(counts_fold_ms=NEVER_MS)
+    async with aiohttp.ClientSession() as http:
+        project = await tracked_project(Api(http, server.url), world)
+        await _send(http, server, project, *(exception_event(value="cart is empty") for _ in range(3)))
+    assert await _stored_count(pool, project.project_id) == 0
+    counts, rows = await tracked_errors.status_counts_and_page(pool, project.project_id, parse_query(None), 20, 0)
+    assert counts == {"unresolved": 1, "resolved": 0, "ignored": 0}
+    assert [r["events_count"] for r in rows] == [3]
 
 
 async def test_a_resolve_counts_the_events_before_it_first(start_server, world, pool) -> None:
