@@ -21,7 +21,7 @@ from app.api.tracked_errors import ERROR_NOT_FOUND, ERRORS_PATH
 from app.db import error_events, tracked_errors
 from app.db.pool import Executor
 from app.identity import REPORTER
-from app.problems import json_response
+from app.problems import HTTPProblem, json_response
 
 routes = web.RouteTableDef()
 EVENTS_PATH = ERRORS_PATH + r"/{error_id}/events"
@@ -42,8 +42,8 @@ async def list_events(request: web.Request) -> web.Response:
 
 async def _event_or_404(db: Executor, project_id: int, error_id: int, event: dict | None) -> web.Response:
     """The event, or the 404 that says whether the error or only the event is missing."""
-    if event is None:
-        found(await tracked_errors.error(db, project_id, error_id), ERROR_NOT_FOUND)
+    if event is None and not await tracked_errors.error_exists(db, project_id, error_id):
+        raise HTTPProblem.gitlab(404, ERROR_NOT_FOUND)
     return json_response(entities.error_event(found(event, EVENT_NOT_FOUND)))
 
 

@@ -28,7 +28,7 @@ from app.db.pool import Executor
 from app.search_query import STATUSES, ErrorQuery
 
 __all__ = [
-    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_summary", "list_errors",
+    "COUNT_LIMIT", "NARROWED_COUNT_LIMIT", "STATUSES", "count_limit", "error", "error_exists", "error_summary", "list_errors",
     "recent_counts", "set_status", "set_statuses", "status_counts", "status_counts_and_page", "total_from_counts",
 ]
 
@@ -195,6 +195,13 @@ async def error(db: Executor, project_id: int, error_id: int) -> asyncpg.Record 
     await error_counts.fold(db)
     return await db.fetchrow(
         f"select {ERROR_COLUMNS} from error_tracking_errors e where e.project_id = $1 and e.id = $2", project_id, error_id
+    )
+
+
+async def error_exists(db: Executor, project_id: int, error_id: int) -> bool:
+    """Whether the project has this error: no counter is read, so nothing is folded."""
+    return await db.fetchval(
+        "select exists (select 1 from error_tracking_errors where project_id = $1 and id = $2)", project_id, error_id
     )
 
 

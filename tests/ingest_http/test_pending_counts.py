@@ -63,6 +63,21 @@ async def test_the_web_lists_tabs_and_page_count_every_acknowledged_event(start_
     assert [r["events_count"] for r in rows] == [3]
 
 
+async def test_an_unknown_event_is_told_apart_from_an_unknown_error_without_folding(start_server, world, pool) -> None:
+    server = await start_server(counts_fold_ms=NEVER_MS)
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, server.url)
+        project = await tracked_project(api, world)
+        await _send(http, server, project, exception_event(value="cart is empty"))
+        error_id = await pool.fetchval("select id from error_tracking_errors where project_id = $1", project.project_id)
+        events = f"/projects/{project.project_id}/error_tracking/errors"
+        missing_event = await api.get(f"{events}/{error_id}/events/{'0' * 32}", token=ROOT_TOKEN)
+        missing_error = await api.get(f"{events}/{error_id + 1000}/events/{'0' * 32}", token=ROOT_TOKEN)
+        assert (missing_event.status, missing_event.body) == (404, {"message": "404 Event Not Found"})
+        assert (missing_error.status, missing_error.body) == (404, {"message": "404 Error Not Found"})
+        assert await _stored_count(pool, project.project_id) == 0  # a 404 is no reason to write
+
+
 async def test_a_resolve_counts_the_events_before_it_first(start_server, world, pool) -> None:
     server = await start_server(counts_fold_ms=NEVER_MS)
     async with aiohttp.ClientSession() as http:
