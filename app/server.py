@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import signal
+from typing import Callable
 
 from aiohttp import web
 
@@ -122,8 +123,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-async def serve(settings: Settings, restarted: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT; ``restarted``: this worker replaces one that died (counted in the metrics)."""
+async def serve(settings: Settings, restarted: bool = False, serving: Callable[[], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; ``restarted``: this worker replaces one that died (counted in the
+    metrics); ``serving`` is called once the port listens."""
     app = create_app(settings)
     if restarted:
         app[state.METRICS].worker_restarts.inc()
@@ -134,6 +136,8 @@ async def serve(settings: Settings, restarted: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runners = await start_sites(app, settings)
+    if serving is not None:
+        serving()
     metrics = app[state.METRICS]
     sampling = asyncio.create_task(metrics.keep_sampled()) if metrics.multiprocess_dir else None
     tune_garbage_collector()

@@ -26,6 +26,7 @@ import sys
 import time
 from multiprocessing.connection import wait
 from pathlib import Path
+from typing import Callable
 
 import uvloop
 
@@ -39,15 +40,15 @@ from app.server import serve
 log = logging.getLogger("errgate.workers")
 
 
-def _run(settings: Settings, restarted: bool = False) -> None:
+def _run(settings: Settings, restarted: bool = False, serving: Callable[[], None] | None = None) -> None:
     if settings.sentry_dsn:
         init_self_reporting(settings.sentry_dsn)
-    uvloop.run(serve(settings, restarted=restarted))
+    uvloop.run(serve(settings, restarted=restarted, serving=serving))
 
 
-def _worker(settings: Settings, restarted: bool) -> None:
+def _worker(settings: Settings, restarted: bool, served: multiprocessing.synchronize.Event) -> None:
     setup_logging(settings.log_level)
-    _run(settings, restarted)
+    _run(settings, restarted, served.set)
 
 
 def _check_port_free(host: str, port: int, variable: str) -> None:
@@ -102,6 +103,8 @@ def serve_forever(settings: Settings, workers: int) -> int:
 # A worker that dies is started again, after a delay that doubles while its successors keep dying
 # young (a crash at start, a database refusing new connections), so that a crash loop costs
 # little CPU and floods no log; once a worker has lived STEADY_SECONDS its successor starts at once.
+# Until some worker has served, a worker's exit is a failed start (a migration refused, say): the
+# others are stopped and the parent exits 1, as one process would, for the orchestrator to see.
 FIRST_RESTART_DELAY_SECONDS = 1.0
 MAX_RESTART_DELAY_SECONDS = 30.0
 STEADY_SECONDS = 60.0
@@ -138,14 +141,17 @@ def _exit_status(exitcode: int | None) -> str:
 
 
 def _supervise(settings: Settings, workers: int, metrics_directory: Path) -> int:
-    """Start the workers, start again any that dies, forward SIGTERM and SIGINT to them, and once
-    stopping wait until every one has exited: 0 when all of them stopped cleanly."""
+    """Start the workers, start again any that dies once one has served, forward SIGTERM and
+    SIGINT to them, and once stopping wait until every one has exited: 0 when all of them stopped cleanly."""
     context = multiprocessing.get_context("spawn")
     slots = [_Slot(i) for i in range(workers)]
     stopping: list[int] = []  # the signal received, once one was
+    served = context.Event()  # set by the first worker that listens
 
     def start(slot: _Slot, restarted: bool) -> None:
-        slot.process = context.Process(target=_worker, args=(settings, restarted), name=f"errgate-worker-{slot.index}")
+        slot.process = context.Process(
+            target=_worker, args=(settings, restarted, served), name=f"errgate-worker-{slot.index}"
+        )
         slot.process.start()
         slot.started_at = time.monotonic()
         slot.start_at = None
@@ -186,6 +192,15 @@ def _supervise(settings: Settings, workers: int, metrics_directory: Path) -> int
             if stopping:
                 slot.process = None
                 clean = clean and process.exitcode == 0
+                continue
+            if not served.is_set():
+                log.error(
+                    "worker failed to start; stopping",
+                    extra={"worker": process.name, "pid": process.pid, "status": _exit_status(process.exitcode)},
+                )
+                slot.process = None
+                clean = False
+                forward(signal.SIGTERM, None)
                 continue
             delay = slot.exited(time.monotonic())
             log.error(

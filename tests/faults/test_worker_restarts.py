@@ -1,12 +1,17 @@
 """``errgate serve --workers 2``: a worker that dies is started again, counted, with a delay that
-grows while its successors die young; SIGTERM during that delay stops everything, starting nothing."""
+grows while its successors die young; SIGTERM during that delay stops everything, starting nothing;
+a worker that fails before any has served stops the start (exit 1), restarting nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -14,10 +19,12 @@ from app.workers import FIRST_RESTART_DELAY_SECONDS
 from tests.faults.helpers import envelope_url, fresh_database, grouped_event, new_session, post_event, tracked_project_over_http
 from tests.faults.test_workers import workers_of
 from tests.faults.test_workers_metrics import scrape
-from tests.process import ErrgateProcess, errgate_process
+from tests.conftest import connect
+from tests.process import ROOT, ErrgateProcess, errgate_env, errgate_process, free_port
 
 WORKERS = 2
 RESTART_LINE = "worker exited; starting another"
+LISTENING = '"errgate listening"'
 
 
 def restarts_logged(errgate: ErrgateProcess) -> list[dict]:
@@ -29,12 +36,17 @@ def restarts_logged(errgate: ErrgateProcess) -> list[dict]:
     return records
 
 
-async def logged_restarts(errgate: ErrgateProcess, count: int, timeout: float = 10.0) -> list[dict]:
+async def logged_restarts(errgate: ErrgateProcess, count: int) -> list[dict]:
+    await _logged(errgate, RESTART_LINE, count)
+    return restarts_logged(errgate)
+
+
+async def _logged(errgate: ErrgateProcess, text: str, count: int, timeout: float = 10.0) -> None:
+    """Once ``text`` is in ``count`` lines of the log."""
     deadline = time.monotonic() + timeout
-    while len(records := restarts_logged(errgate)) < count:
+    while errgate.log().count(text) < count:
         assert time.monotonic() < deadline, errgate.log_tail()
         await asyncio.sleep(0.05)
-    return records
 
 
 async def replaced(errgate: ErrgateProcess, gone: set[int], timeout: float = 30.0) -> list[psutil.Process]:
@@ -98,6 +110,8 @@ async def test_workers_dying_young_are_restarted_later_and_sigterm_cancels_the_r
                     break
                 before = {c.pid for c in children}
                 children = await replaced(errgate, gone)
+                # Killed only once it logged that it listens, so that the log counts every worker started.
+                await _logged(errgate, LISTENING, WORKERS + deaths)
                 if deaths == 2:
                     # The second successor was not started before its delay was over.
                     assert time.monotonic() - killed_at >= FIRST_RESTART_DELAY_SECONDS
@@ -110,4 +124,40 @@ async def test_workers_dying_young_are_restarted_later_and_sigterm_cancels_the_r
             assert await errgate.wait(20) == 0, errgate.log_tail()
             assert len(restarts_logged(errgate)) == 3
             # Two workers at start and two successors: no fifth worker ever listened.
-            assert errgate.log().count('"errgate listening"') == WORKERS + 2, errgate.log_tail()
+            assert errgate.log().count(LISTENING) == WORKERS + 2, errgate.log_tail()
+
+
+async def test_a_worker_failing_before_any_served_stops_the_start_with_exit_1(base_database_url, scratch_dir) -> None:
+    """A role that may connect but not create tables: the parent's check passes, every worker's
+    migration is refused. The parent stops and exits 1, as one process would, instead of
+    starting workers again and again."""
+    role = f"errgate_no_create_{os.getpid()}"
+    log_path = scratch_dir / "errgate.log"
+    async with fresh_database(base_database_url) as url:
+        async with connect(base_database_url) as admin:
+            await admin.execute(f"create role {role} login")
+        try:
+            parts = urlsplit(url)
+            restricted = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+            env = errgate_env(
+                DATABASE_URL=restricted, ERRGATE_HOST="127.0.0.1", ERRGATE_PORT=str(free_port()),
+                ERRGATE_DATA_DIR=str(scratch_dir / "errgate-data"), ERRGATE_LOG_LEVEL="warning",
+            )
+            with open(log_path, "wb") as log_file:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "app", "serve", "--workers", str(WORKERS)], cwd=ROOT, env=env,
+                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            try:
+                code = await asyncio.to_thread(process.wait, 60)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        finally:
+            async with connect(base_database_url) as admin:
+                await admin.execute(f"drop role {role}")
+    log = log_path.read_text(errors="replace")
+    assert code == 1, log[-3000:]
+    assert "worker failed to start; stopping" in log and "permission denied for schema public" in log, log[-3000:]
+    assert RESTART_LINE not in log
