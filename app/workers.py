@@ -26,7 +26,7 @@ import sys
 import time
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import uvloop
 
@@ -46,9 +46,10 @@ def _run(settings: Settings, restarted: bool = False, serving: Callable[[], None
     uvloop.run(serve(settings, restarted=restarted, serving=serving))
 
 
-def _worker(settings: Settings, restarted: bool, served: multiprocessing.synchronize.Event) -> None:
+def _worker(settings: Settings, restarted: bool, served: Any) -> None:
+    """A worker process; ``served`` is the parent's shared byte, set to 1 once this worker listens."""
     setup_logging(settings.log_level)
-    _run(settings, restarted, served.set)
+    _run(settings, restarted, lambda: setattr(served, "value", 1))
 
 
 def _check_port_free(host: str, port: int, variable: str) -> None:
@@ -141,81 +142,110 @@ def _exit_status(exitcode: int | None) -> str:
 
 
 def _supervise(settings: Settings, workers: int, metrics_directory: Path) -> int:
-    """Start the workers, start again any that dies once one has served, forward SIGTERM and
-    SIGINT to them, and once stopping wait until every one has exited: 0 when all of them stopped cleanly."""
-    context = multiprocessing.get_context("spawn")
-    slots = [_Slot(i) for i in range(workers)]
-    stopping: list[int] = []  # the signal received, once one was
-    served = context.Event()  # set by the first worker that listens
-
-    def start(slot: _Slot, restarted: bool) -> None:
-        slot.process = context.Process(
-            target=_worker, args=(settings, restarted, served), name=f"errgate-worker-{slot.index}"
-        )
-        slot.process.start()
-        slot.started_at = time.monotonic()
-        slot.start_at = None
-
-    def forward(signum: int, _frame: object) -> None:
-        stopping.append(signum)
-        for slot in slots:
-            if slot.process is not None and slot.process.pid and slot.process.is_alive():
-                try:
-                    os.kill(slot.process.pid, signum)
-                except ProcessLookupError:
-                    pass
-
-    # A signal also wakes the wait below, which may otherwise sleep until a restart is due.
+    """Start the workers and keep them running until SIGTERM or SIGINT, then wait for every one
+    to exit: 0 when all of them stopped cleanly, else 1 (also after a failed start)."""
+    supervisor = _Supervisor(settings, workers, metrics_directory)
+    # A signal also wakes the wait, which may otherwise sleep until a restart is due.
     woken, wake = os.pipe()
     os.set_blocking(wake, False)
-    signal.set_wakeup_fd(wake)
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for slot in slots:
-        start(slot, restarted=False)
-    clean = True
-    while True:
-        running = {slot.process.sentinel: slot for slot in slots if slot.process is not None}
-        due = [slot.start_at for slot in slots if slot.start_at is not None]
-        if stopping and not running:
-            return 0 if clean else 1
-        timeout = None if stopping or not due else max(0.0, min(due) - time.monotonic())
-        for ready in wait([*running, woken], timeout):
-            if ready == woken:
-                os.read(woken, 64)
-                continue
-            slot = running[ready]
-            process = slot.process
-            assert process is not None
-            process.join()
-            worker_exited(metrics_directory, process.pid)
-            if stopping:
-                slot.process = None
-                clean = clean and process.exitcode == 0
-                continue
-            if not served.is_set():
-                log.error(
-                    "worker failed to start; stopping",
-                    extra={"worker": process.name, "pid": process.pid, "status": _exit_status(process.exitcode)},
-                )
-                slot.process = None
-                clean = False
-                forward(signal.SIGTERM, None)
-                continue
-            delay = slot.exited(time.monotonic())
-            log.error(
-                "worker exited; starting another",
-                extra={"worker": process.name, "pid": process.pid, "status": _exit_status(process.exitcode),
-                       "restart_in_seconds": delay},
-            )
-        if stopping:
-            for slot in slots:
-                slot.start_at = None
-            continue
-        now = time.monotonic()
-        for slot in slots:
-            if slot.start_at is not None and slot.start_at <= now:
-                start(slot, restarted=True)
+    previous_wakeup = signal.set_wakeup_fd(wake)
+    previous = {signum: signal.signal(signum, supervisor.stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return supervisor.run(woken)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(previous_wakeup)
+        os.close(woken)
+        os.close(wake)
+
+
+class _Supervisor:
+    """The parent's bookkeeping: one :class:`_Slot` per worker place, the stop signal once one came."""
+
+    def __init__(self, settings: Settings, workers: int, metrics_directory: Path) -> None:
+        self.settings = settings
+        self.metrics_directory = metrics_directory
+        self.context = multiprocessing.get_context("spawn")
+        self.slots = [_Slot(i) for i in range(workers)]
+        self.stopping: list[int] = []  # the signal received, once one came
+        # Set to 1 by the first worker that listens. Shared memory without a lock: a worker
+        # killed while setting it cannot leave the parent waiting on a lock it held.
+        self.served = self.context.RawValue("b", 0)
+        self.clean = True
+
+    def stop(self, signum: int, _frame: object = None) -> None:
+        """Forward ``signum`` to every worker, and start none from now on."""
+        self.stopping.append(signum)
+        for slot in self.slots:
+            self._signal(slot, signum)
+
+    def run(self, woken: int) -> int:
+        for slot in self.slots:
+            self._start(slot, restarted=False)
+        while True:
+            running = {slot.process.sentinel: slot for slot in self.slots if slot.process is not None}
+            if self.stopping and not running:
+                return 0 if self.clean else 1
+            due = [slot.start_at for slot in self.slots if slot.start_at is not None]
+            timeout = None if self.stopping or not due else max(0.0, min(due) - time.monotonic())
+            for ready in wait([*running, woken], timeout):
+                if ready == woken:
+                    os.read(woken, 64)
+                else:
+                    self._exited(running[ready])
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.start_at is not None and slot.start_at <= now:
+                    self._start(slot, restarted=True)
+
+    def _start(self, slot: _Slot, restarted: bool) -> None:
+        if self.stopping:
+            slot.start_at = None
+            return
+        process = self.context.Process(
+            target=_worker, args=(self.settings, restarted, self.served), name=f"errgate-worker-{slot.index}"
+        )
+        try:
+            process.start()
+        except OSError as exc:  # no memory or no process left to fork: as if it had died at once
+            self._lost(slot, {"worker": process.name, "status": f"not started: {exc.strerror or exc}"})
+            return
+        slot.process, slot.started_at, slot.start_at = process, time.monotonic(), None
+        if self.stopping:  # the signal came while it was being started: forward() did not see it
+            self._signal(slot, self.stopping[-1])
+
+    def _exited(self, slot: _Slot) -> None:
+        process = slot.process
+        assert process is not None
+        process.join()
+        worker_exited(self.metrics_directory, process.pid)
+        slot.process = None
+        if self.stopping:
+            # Killed by the signal forwarded to it: it was still starting, with nothing to drain.
+            self.clean = self.clean and process.exitcode in (0, -self.stopping[0])
+            return
+        self._lost(slot, {"worker": process.name, "pid": process.pid, "status": _exit_status(process.exitcode)})
+
+    def _lost(self, slot: _Slot, worker: dict[str, Any]) -> None:
+        """A worker is gone without being asked to: another starts later, unless none has served
+        yet (a failed start). ``worker``: what the log line tells of it."""
+        if not self.served.value:
+            log.error("worker failed to start; stopping", extra=worker)
+            self.clean = False
+            self.stop(signal.SIGTERM)
+            return
+        delay = slot.exited(time.monotonic())
+        log.error("worker exited; starting another", extra={**worker, "restart_in_seconds": delay})
+
+    @staticmethod
+    def _signal(slot: _Slot, signum: int) -> None:
+        process = slot.process
+        if process is not None and process.pid and process.is_alive():
+            try:
+                os.kill(process.pid, signum)
+            except ProcessLookupError:
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,14 +90,15 @@ def count_limit(query: ErrorQuery) -> int:
 
 @contextlib.asynccontextmanager
 async def _custom_plans(db: Executor) -> AsyncIterator[Executor]:
-    """A connection, in a transaction, whose statements are planned for their arguments at every
-    execution. Only for the list's statements: the writer's keep their generic plans. Anything
-    else than a pool or a connection (a stand-in that explains statements) is used as it is."""
+    """A connection, in a read-only transaction with one snapshot (a count and a page read in it
+    see the same errors), whose statements are planned for their arguments at every execution.
+    Only for the list's statements: the writer's keep their generic plans. Anything else than a
+    pool or a connection (a stand-in that explains statements) is used as it is."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn, _custom_plans(conn) as planned:
             yield planned
     elif isinstance(db, asyncpg.Connection):
-        async with db.transaction():
+        async with db.transaction(isolation="repeatable_read", readonly=True):
             await db.execute("set local plan_cache_mode = force_custom_plan")
             yield db
     else:
@@ -173,7 +174,7 @@ async def status_counts_and_page(
     db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
 ) -> tuple[dict[str, int], list[asyncpg.Record]]:
     """The web list: :func:`status_counts` (its tabs, from which its total comes) and the page of
-    :func:`list_errors`, after one fold and in one transaction, so that both see the same errors."""
+    :func:`list_errors`, after one fold, in one transaction with one snapshot."""
     await error_counts.fold(db)
     where, args = _where(project_id, query)
     async with _custom_plans(db) as conn:
