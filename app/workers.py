@@ -40,16 +40,31 @@ from app.server import serve
 log = logging.getLogger("errgate.workers")
 
 
-def _run(settings: Settings, restarted: bool = False, serving: Callable[[], None] | None = None) -> None:
+def _run(settings: Settings, restarted: bool = False, serving: Callable[[], None] | None = None) -> int:
+    """Serve until stopped: 0. An unexpected error (a migration the database refuses, say) is
+    logged as one JSON line with its traceback, not printed as a bare traceback: 1. A
+    ConfigError goes up to the command, which prints it as one line."""
     if settings.sentry_dsn:
         init_self_reporting(settings.sentry_dsn)
-    uvloop.run(serve(settings, restarted=restarted, serving=serving))
+    try:
+        uvloop.run(serve(settings, restarted=restarted, serving=serving))
+    except ConfigError:
+        raise
+    except Exception:
+        log.critical("errgate stopped by an unexpected error", exc_info=True)
+        return 1
+    return 0
 
 
 def _worker(settings: Settings, restarted: bool, served: Any) -> None:
     """A worker process; ``served`` is the parent's shared byte, set to 1 once this worker listens."""
     setup_logging(settings.log_level)
-    _run(settings, restarted, lambda: setattr(served, "value", 1))
+    try:
+        code = _run(settings, restarted, lambda: setattr(served, "value", 1))
+    except ConfigError as exc:
+        log.error(str(exc))
+        code = 2
+    sys.exit(code)
 
 
 def _check_port_free(host: str, port: int, variable: str) -> None:
@@ -84,8 +99,7 @@ def serve_forever(settings: Settings, workers: int) -> int:
     if not settings.database_url:
         settings = dataclasses.replace(settings, database_url=database_url(settings))
     if workers <= 1:
-        _run(settings)  # opening its pool names DATABASE_URL in one line when it cannot connect
-        return 0
+        return _run(settings)  # opening its pool names DATABASE_URL in one line when it cannot connect
     settings = dataclasses.replace(settings, workers=workers)
     directory = workers_directory(settings.data_dir, settings.host, settings.port)
     with contextlib.ExitStack() as stack:

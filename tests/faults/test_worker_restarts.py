@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
+import pytest
 
 from tests.faults.helpers import envelope_url, fresh_database, grouped_event, new_session, post_event, tracked_project_over_http
 from tests.faults.test_workers import workers_of
@@ -141,10 +142,11 @@ async def test_workers_dying_young_are_restarted_later_and_sigterm_cancels_the_r
             assert errgate.log().count(LISTENING) == WORKERS + 3, errgate.log_tail()
 
 
-async def test_a_worker_failing_before_any_served_stops_the_start_with_exit_1(base_database_url, scratch_dir) -> None:
+@pytest.mark.parametrize("workers", [1, WORKERS])
+async def test_a_start_that_fails_exits_1_with_the_error_logged_as_json(base_database_url, scratch_dir, workers) -> None:
     """A role that may connect but not create tables: the parent's check passes, every worker's
-    migration is refused. The parent stops and exits 1, as one process would, instead of
-    starting workers again and again."""
+    migration is refused. With several workers the parent stops and exits 1, as one process
+    does, instead of starting workers again and again."""
     role = f"errgate_no_create_{os.getpid()}"
     log_path = scratch_dir / "errgate.log"
     async with fresh_database(base_database_url) as url:
@@ -162,7 +164,7 @@ async def test_a_worker_failing_before_any_served_stops_the_start_with_exit_1(ba
             )
             with open(log_path, "wb") as log_file:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "app", "serve", "--workers", str(WORKERS)], cwd=ROOT, env=env,
+                    [sys.executable, "-m", "app", "serve", "--workers", str(workers)], cwd=ROOT, env=env,
                     stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                 )
             try:
@@ -176,5 +178,10 @@ async def test_a_worker_failing_before_any_served_stops_the_start_with_exit_1(ba
                 await admin.execute(f"drop role {role}")
     log = log_path.read_text(errors="replace")
     assert code == 1, log[-3000:]
-    assert "worker failed to start; stopping" in log and "permission denied for schema public" in log, log[-3000:]
-    assert RESTART_LINE not in log
+    records = [json.loads(line) for line in log.splitlines()]  # no bare traceback
+    [failure, *_] = [r for r in records if r["level"] == "critical"]
+    assert failure["message"] == "errgate stopped by an unexpected error"
+    assert "permission denied for schema public" in failure["exception"], failure
+    if workers > 1:
+        assert "worker failed to start; stopping" in log, log[-3000:]
+        assert RESTART_LINE not in log
