@@ -60,10 +60,12 @@ def _running(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Pop
 
 
 def errgate_server(port: int, database_url: str, workers: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    """errgate on ``port`` against ``database_url``; the ``ERRGATE_*`` settings of this environment apply."""
+    """errgate on ``port`` against ``database_url``; the ``ERRGATE_*`` settings of this environment apply.
+    Its log level is ``warning`` unless ``ERRGATE_LOG_LEVEL`` says otherwise: at errgate's default,
+    ``info``, every request writes an access line to the benchmark's stderr."""
     env = dict(
         os.environ, DATABASE_URL=database_url, ERRGATE_PORT=str(port), ERRGATE_ROOT_TOKEN=ROOT_TOKEN,
-        ERRGATE_LOG_LEVEL="warning", ERRGATE_EXTERNAL_URL=f"http://127.0.0.1:{port}",
+        ERRGATE_LOG_LEVEL=os.environ.get("ERRGATE_LOG_LEVEL", "warning"), ERRGATE_EXTERNAL_URL=f"http://127.0.0.1:{port}",
     )
     return _running([sys.executable, "-m", "app", "serve", "--workers", str(workers)], env)
 
