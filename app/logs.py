@@ -110,6 +110,12 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str) -> None:
     """errgate's JSON handler on the root logger, so that every library's records (aiohttp's included) use it."""
+    # The lines carry no caller, thread or process fields, so records need not look them up (the
+    # logging HOWTO's "Optimization"): about 4 µs of every line, and at info every request writes one.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
