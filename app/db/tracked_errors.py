@@ -5,7 +5,7 @@ status, sort key) indexes, every status at once by merging the three statuses' o
 free text by the trigram index of error_tracking_error_search, environments and releases by
 their own tables' keys. Rows carry the columns of ``ERROR_COLUMNS`` plus ``environments``.
 
-The list's statements are planned for their arguments at every execution (``_custom_plans``):
+The list's statements are planned for their arguments at every execution (``_list_snapshot``):
 the search statement is the same for every word, and a pooled connection's prepared statement
 switches to one generic plan after five executions, which for a rare word scans every error.
 
@@ -89,15 +89,18 @@ def count_limit(query: ErrorQuery) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _custom_plans(db: Executor) -> AsyncIterator[Executor]:
-    """A connection, in a read-only transaction with one snapshot (a count and a page read in it
-    see the same errors), whose statements are planned for their arguments at every execution.
-    Only for the list's statements: the writer's keep their generic plans. Anything else than a
-    pool or a connection (a stand-in that explains statements) is used as it is."""
+async def _list_snapshot(db: Executor) -> AsyncIterator[Executor]:
+    """A connection for the list's reads: the pending counts folded on it first, then a read-only
+    transaction with one snapshot (a count and a page read in it see the same errors), whose
+    statements are planned for their arguments at every execution. Only for the list's
+    statements: the writer's keep their generic plans. Anything else than a pool or a connection
+    (a stand-in that explains statements) is used as it is."""
     if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn, _custom_plans(conn) as planned:
+        async with db.acquire() as conn, _list_snapshot(conn) as planned:
             yield planned
-    elif isinstance(db, asyncpg.Connection):
+        return
+    await error_counts.fold(db)
+    if isinstance(db, asyncpg.Connection):
         async with db.transaction(isolation="repeatable_read", readonly=True):
             await db.execute("set local plan_cache_mode = force_custom_plan")
             yield db
@@ -124,10 +127,9 @@ async def list_errors(
 ) -> tuple[int, list[asyncpg.Record]]:
     """How many match ``query`` (but at most ``count_limit(query) + 1``) and a page of them, highest
     sort key first (then newest id)."""
-    await error_counts.fold(db)
     where, args = _where(project_id, query)
     counted = f"select from error_tracking_errors e where {where} limit {count_limit(query) + 1}"
-    async with _custom_plans(db) as conn:
+    async with _list_snapshot(db) as conn:
         total = await conn.fetchval(f"select count(*) from ({counted}) e", *args)
         rows = await _page(conn, query, where, args, limit, offset)
     return total, rows
@@ -165,8 +167,7 @@ def total_from_counts(counts: dict[str, int], query: ErrorQuery) -> int:
 async def status_counts(db: Executor, project_id: int, query: ErrorQuery) -> dict[str, int]:
     """How many errors of each status match ``query``'s other filters (the list's tabs), each
     counted along its status's index and at most ``count_limit(query) + 1``."""
-    await error_counts.fold(db)
-    async with _custom_plans(db) as conn:
+    async with _list_snapshot(db) as conn:
         return await _status_counts(conn, project_id, query)
 
 
@@ -174,10 +175,9 @@ async def status_counts_and_page(
     db: Executor, project_id: int, query: ErrorQuery, limit: int, offset: int
 ) -> tuple[dict[str, int], list[asyncpg.Record]]:
     """The web list: :func:`status_counts` (its tabs, from which its total comes) and the page of
-    :func:`list_errors`, after one fold, in one transaction with one snapshot."""
-    await error_counts.fold(db)
+    :func:`list_errors`, in one snapshot."""
     where, args = _where(project_id, query)
-    async with _custom_plans(db) as conn:
+    async with _list_snapshot(db) as conn:
         return await _status_counts(conn, project_id, query), await _page(conn, query, where, args, limit, offset)
 
 
