@@ -50,7 +50,6 @@ class _Slot:
             self.delay = 0.0
         delay = self.delay
         self.delay = min(max(FIRST_RESTART_DELAY_SECONDS, 2 * self.delay), MAX_RESTART_DELAY_SECONDS)
-        self.process = None
         self.start_at = now + delay
         return delay
 
