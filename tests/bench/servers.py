@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.health import METRICS_PATH
 from tests.process import ROOT, wait_ready
 
 ROOT_TOKEN = "glpat-bench-root-token-000000000"
@@ -90,10 +91,14 @@ async def tracked_project(server: subprocess.Popen[bytes], base: str, root_token
 
 async def writer_retries(base: str) -> dict[str, float]:
     """errgate's ``errgate_writer_retries_total`` by reason, from its ``/metrics`` (every worker's)."""
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
-        text = await response.text()
+    async with aiohttp.ClientSession() as http, http.get(base + METRICS_PATH) as response:
+        return retries_metric(await response.text())
+
+
+def retries_metric(text: str) -> dict[str, float]:
+    """``errgate_writer_retries_total`` by reason, from the text of a ``/metrics`` answer."""
     return {
         sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(text) if family.name == "errgate_writer_retries"
+        for family in text_string_to_metric_families(text)
         for sample in family.samples if sample.name == "errgate_writer_retries_total"
     }

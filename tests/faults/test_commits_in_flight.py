@@ -18,11 +18,11 @@ from typing import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.health import METRICS_PATH
 from app.ingest import writer
 from app.ingest.writer import RETRY_REASONS, ErrorIds, EventWriter, PendingEvent, write_batch
+from tests.bench.servers import retries_metric
 from tests.conftest import Api
 from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 from tests.ingest_http.helpers import (
@@ -180,15 +180,6 @@ async def test_close_answers_every_batch_in_flight_and_queued(pool, project_id) 
     [error] = await error_counts(pool, project_id)
     assert (error["events_count"], error["stored"]) == (4, 4)
     assert retries == []
-
-
-def retries_metric(text: str) -> dict[str, float]:
-    return {
-        sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "errgate_writer_retries_total"
-    }
 
 
 async def test_retries_are_counted_by_reason_in_metrics(start_server, http: aiohttp.ClientSession, world, pool) -> None:

@@ -203,9 +203,19 @@ async def counts(pool: asyncpg.Pool, project_id: int) -> tuple[int, int]:
 async def events_counted(pool: asyncpg.Pool, project_id: int) -> int:
     """The sum of the project's errors' counters, their pending counts folded first."""
     await fold_counts(pool)
+    return await stored_events_count(pool, project_id)
+
+
+async def stored_events_count(pool: asyncpg.Pool, project_id: int) -> int:
+    """The sum of the project's errors' counters as stored, pending counts not folded."""
     return await pool.fetchval(
         "select coalesce(sum(events_count), 0) from error_tracking_errors where project_id = $1", project_id
     )
+
+
+async def pending_rows(pool: asyncpg.Pool, project_id: int) -> int:
+    """The project's rows in the pending counts, not folded yet."""
+    return await pool.fetchval("select count(*) from error_tracking_error_counts_pending where project_id = $1", project_id)
 
 
 async def errors(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
@@ -262,6 +272,14 @@ async def post_envelope(
         raw = await resp.read()
         parsed = orjson.loads(raw) if raw else None
         return resp.status, parsed, resp.headers
+
+
+async def send_all(http: aiohttp.ClientSession, server: Any, tracked: TrackedProject, *events: Mapping[str, Any]) -> None:
+    """Post each event in its own envelope to ``tracked``'s collector and check it was accepted."""
+    url = collector_url(server.url, tracked.project_id)
+    for event in events:
+        status, body, _ = await post_envelope(http, url, event_envelope(event), sentry_auth(tracked.public_key))
+        assert_accepted(status, body, event["event_id"])
 
 
 def assert_problem(status: int, body: Any, expected_status: int) -> None:

@@ -6,26 +6,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from app.db.error_counts import fold as fold_counts
-from tests.ingest_http.helpers import (
-    assert_accepted,
-    collector_url,
-    counts,
-    errors,
-    event_envelope,
-    exception_event,
-    frame,
-    message_event,
-    post_envelope,
-    sentry_auth,
-)
-
-
-async def send_all(http, server, tracked, *sent) -> None:
-    for event in sent:
-        status, body, _ = await post_envelope(
-            http, collector_url(server.url, tracked.project_id), event_envelope(event), sentry_auth(tracked.public_key)
-        )
-        assert_accepted(status, body, event["event_id"])
+from tests.ingest_http.helpers import counts, errors, exception_event, frame, message_event, send_all
 
 
 async def error_of(pool, tracked, event_id: str):
