@@ -115,6 +115,19 @@ async def errgate_process(
     """Start errgate on loopback against ``database_url`` (settings: ``env``), wait for readiness,
     kill it and its workers on exit. One worker unless ``workers`` or ``ERRGATE_WORKERS`` says
     otherwise (the default, one per core, would make a test depend on the machine)."""
+    errgate = spawn_errgate(database_url, log_path, port=port, workers=workers, **env)
+    try:
+        await wait_ready(errgate.process, errgate.url, ready_timeout, errgate.log_tail)
+        yield errgate
+    finally:
+        await asyncio.to_thread(errgate.kill_group)
+
+
+def spawn_errgate(
+    database_url: str, log_path: Path, *, port: int | None = None, workers: int | None = None, **env: str,
+) -> ErrgateProcess:
+    """``errgate serve`` started as :func:`errgate_process` starts it, not waited for: the caller
+    waits, and kills it with :meth:`ErrgateProcess.kill_group`."""
     port = port or free_port()
     args = [sys.executable, "-m", "app", "serve"]
     if workers is not None:
@@ -130,9 +143,4 @@ async def errgate_process(
             args, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    errgate = ErrgateProcess(process, port, log_path)
-    try:
-        await wait_ready(process, errgate.url, ready_timeout, errgate.log_tail)
-        yield errgate
-    finally:
-        await asyncio.to_thread(errgate.kill_group)
+    return ErrgateProcess(process, port, log_path)

@@ -8,8 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,11 +15,13 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tests.faults.helpers import envelope_url, fresh_database, grouped_event, new_session, post_event, tracked_project_over_http
+from tests.faults.helpers import (
+    envelope_url, fresh_database, grouped_event, new_session, post_event, tracked_project_over_http, wait_until,
+)
 from tests.faults.test_workers import workers_of
 from tests.faults.test_workers_metrics import scrape
 from tests.conftest import connect
-from tests.process import ROOT, ErrgateProcess, errgate_env, errgate_process, free_port
+from tests.process import ErrgateProcess, errgate_process, spawn_errgate
 
 WORKERS = 2
 RESTART_LINE = "worker exited; starting another"
@@ -30,11 +30,7 @@ LISTENING = '"errgate listening"'
 
 def restarts_logged(errgate: ErrgateProcess) -> list[dict]:
     """The parent's log records of workers it started again, in order."""
-    records = []
-    for line in errgate.log().splitlines():
-        if RESTART_LINE in line:
-            records.append(json.loads(line))
-    return records
+    return [json.loads(line) for line in errgate.log().splitlines() if RESTART_LINE in line]
 
 
 async def logged_restarts(errgate: ErrgateProcess, count: int) -> list[dict]:
@@ -42,12 +38,9 @@ async def logged_restarts(errgate: ErrgateProcess, count: int) -> list[dict]:
     return restarts_logged(errgate)
 
 
-async def _logged(errgate: ErrgateProcess, text: str, count: int, timeout: float = 10.0) -> None:
+async def _logged(errgate: ErrgateProcess, text: str, count: int) -> None:
     """Once ``text`` is in ``count`` lines of the log."""
-    deadline = time.monotonic() + timeout
-    while errgate.log().count(text) < count:
-        assert time.monotonic() < deadline, errgate.log_tail()
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: errgate.log().count(text) >= count, 10, f"{count} log lines with {text}")
 
 
 async def replaced(errgate: ErrgateProcess, gone: set[int], timeout: float = 30.0) -> list[psutil.Process]:
@@ -92,15 +85,12 @@ async def test_a_killed_worker_is_started_again_and_counted(base_database_url, s
             # The group serves again (replaced() saw both workers listen): events are stored.
             async with new_session() as session:
                 project = await tracked_project_over_http(session, errgate.url)
-            sessions = [new_session() for _ in range(8)]
-            try:
-                events = [grouped_event("after-restart") for _ in range(16)]
+            events = [grouped_event("after-restart") for _ in range(16)]
+            async with new_session(8) as session:
                 outcomes = await asyncio.gather(*(
-                    post_event(sessions[n % 8], envelope_url(errgate.url, project.project_id), project.public_key, e)
-                    for n, e in enumerate(events)
+                    post_event(session, envelope_url(errgate.url, project.project_id), project.public_key, e)
+                    for e in events
                 ))
-            finally:
-                await asyncio.gather(*(s.close() for s in sessions))
             assert [o.status for o in outcomes] == [200] * len(events)
 
             errgate.signal(signal.SIGTERM)
@@ -158,25 +148,15 @@ async def test_a_start_that_fails_exits_1_with_the_error_logged_as_json(base_dat
         try:
             parts = urlsplit(url)
             restricted = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
-            env = errgate_env(
-                DATABASE_URL=restricted, ERRGATE_HOST="127.0.0.1", ERRGATE_PORT=str(free_port()),
-                ERRGATE_DATA_DIR=str(scratch_dir / "errgate-data"), ERRGATE_LOG_LEVEL="warning",
-            )
-            with open(log_path, "wb") as log_file:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "app", "serve", "--workers", str(workers)], cwd=ROOT, env=env,
-                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                )
+            errgate = spawn_errgate(restricted, log_path, workers=workers)
             try:
-                code = await asyncio.to_thread(process.wait, 60)
+                code = await errgate.wait(60)
             finally:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+                await asyncio.to_thread(errgate.kill_group)
         finally:
             async with connect(base_database_url) as admin:
                 await admin.execute(f"drop role {role}")
-    log = log_path.read_text(errors="replace")
+    log = errgate.log()
     assert code == 1, log[-3000:]
     records = [json.loads(line) for line in log.splitlines()]  # no bare traceback
     [failure, *_] = [r for r in records if r["level"] == "critical"]
