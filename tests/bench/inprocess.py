@@ -29,7 +29,7 @@ from app.ingest.inflight import DecodeBudget
 from app.ingest.writer import PendingEvent
 from app.server import create_app, make_runner
 from tests.bench.corpus import build_corpus
-from tests.bench.load import envelope_path, prepare_requests
+from tests.bench.load import envelope_path, prepare_requests, response_end
 from tests.bench.pipeline import DSN, served_garbage_collector
 
 DEFAULT_REQUESTS = 4000
@@ -132,16 +132,12 @@ class _Client:
 
     def _received(self, data: bytes) -> None:
         self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
+        answer = response_end(self._buffer)
+        if answer is None:
             return
-        head = self._buffer[:end].lower()
-        at = head.find(b"content-length:")
-        length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
-        if len(self._buffer) < end + 4 + length:
-            return
-        self._statuses[int(head[9:12])] += 1
-        self._buffer = self._buffer[end + 4 + length :]
+        status, size = answer
+        self._statuses[status] += 1
+        self._buffer = self._buffer[size:]
         asyncio.get_running_loop().call_soon(self.send_next)  # as a client would: on a later turn
 
 

@@ -37,6 +37,20 @@ def _load_process(host: str, port: int, requests: list[bytes], connections: int,
     out.send(result)
 
 
+def response_end(buffer: bytes | bytearray) -> tuple[int, int] | None:
+    """(status, size) of the complete HTTP response at the start of ``buffer`` (its length from
+    ``Content-Length``), or None while it is incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    at = head.find(b"content-length:")
+    length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+    if len(buffer) < end + 4 + length:
+        return None
+    return int(head[9:12]), end + 4 + length
+
+
 class _Connection(asyncio.Protocol):
     """A minimal HTTP/1.1 keep-alive client: write a prepared request, read one response.
 
@@ -61,16 +75,10 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(0)
 
     def _check(self) -> None:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None:
+        if self.waiter is None or (answer := response_end(self.buffer)) is None:
             return
-        head = bytes(self.buffer[:end]).lower()
-        length_at = head.find(b"content-length:")
-        length = int(head[length_at + 15:].split(b"\r\n", 1)[0]) if length_at >= 0 else 0
-        if len(self.buffer) < end + 4 + length:
-            return
-        status = int(head[9:12])
-        del self.buffer[: end + 4 + length]
+        status, size = answer
+        del self.buffer[:size]
         if not self.waiter.done():
             self.waiter.set_result(status)
 
