@@ -48,15 +48,17 @@ def _cpu(server_pid: int, database: str | None) -> tuple[float, float]:
 async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     server_cpus, client_cpus = parse_cpus(args.server_cpus), parse_cpus(args.client_cpus)
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     async with contextlib.AsyncExitStack() as stack:
         if mode == "errgate":
             db_url = await stack.enter_async_context(fresh_database(database_url(), "errgate_bench", args.keep_database))
+            database_name = urlsplit(db_url).path.lstrip("/")
             server = stack.enter_context(errgate_server(port, db_url, args.workers))
-            dsn = await tracked_project(server, f"http://127.0.0.1:{port}")
+            dsn = await tracked_project(server, base)
             if args.preload:
                 await preload(db_url, args.preload, args.preload_hours)
         else:
-            db_url = None
+            db_url = database_name = None
             server = stack.enter_context(bare_server(port, args.workers))
             await asyncio.sleep(1.5)
             dsn = f"http://bench@127.0.0.1:{port}/1"
@@ -70,7 +72,6 @@ async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             "127.0.0.1", port, requests, args.connections, args.duration, args.rate, mode == "bare", client_cpus
         )
         wal_before = await database.wal_totals(db_url) if db_url else None
-        database_name = urlsplit(db_url).path.lstrip("/") if db_url else None
         cpu_before = _cpu(server.pid, database_name)
         loader.start()
         result = results.recv()
@@ -84,7 +85,7 @@ async def run(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         if db_url:
             stored, result["distinct_errors"] = await database.stored(db_url, args.preload)
             result["deadlocks"] = await database.deadlocks(db_url)
-            result["writer_retries"] = await writer_retries(f"http://127.0.0.1:{port}")
+            result["writer_retries"] = await writer_retries(base)
             result["plans"] = await database.explain_queries(db_url)
         elapsed = result["elapsed_s"]
         result.update(
