@@ -17,47 +17,43 @@ from datetime import datetime, timezone
 import asyncpg
 
 from app.db import error_counts as counts_fold
-from app.ingest.writer import ErrorIds, write_batch
+from app.ingest.writer import ErrorIds, PendingEvent, write_batch
 from tests.faults.helpers import error_counts, partitions_around_today, pending_event
 
 ERRORS = 200
 
 
-async def _two_batches(pool: asyncpg.Pool, project_id: int) -> tuple[ErrorIds, list[int]]:
-    """Create ERRORS errors with a first batch and count it; returns the id cache and the ids, in key order."""
+async def _errors_and_second_batch(pool: asyncpg.Pool, world) -> tuple[int, ErrorIds, list[int], list[PendingEvent]]:
+    """A project whose ERRORS errors a first batch created and counted; returns its id, the id
+    cache, the errors' ids in key order, and a second batch of the same errors in reverse order."""
+    await partitions_around_today(pool)
+    project_id = (await world.project())["id"]
     now = datetime.now(timezone.utc)
     ids = ErrorIds()
     await write_batch(pool, [pending_event(project_id, f"e{n}", now) for n in range(ERRORS)], ids)
     await counts_fold.fold(pool)
     rows = await pool.fetch("select id from error_tracking_errors where project_id = $1 order by id", project_id)
-    return ids, [r["id"] for r in rows]
+    second = [pending_event(project_id, f"e{n}", now) for n in reversed(range(ERRORS))]
+    return project_id, ids, [r["id"] for r in rows], second
 
 
 async def test_a_batch_does_not_wait_for_its_errors_rows(pool, world) -> None:
-    await partitions_around_today(pool)
-    project_id = (await world.project())["id"]
-    ids, error_ids = await _two_batches(pool, project_id)
-    now = datetime.now(timezone.utc)
+    project_id, ids, error_ids, second = await _errors_and_second_batch(pool, world)
     async with pool.acquire() as holder, holder.transaction():
         # What a fold or a status change holds while it updates the rows.
         await holder.execute(
             "select 1 from error_tracking_errors where project_id = $1 and id = any($2::bigint[]) for no key update",
             project_id, error_ids,
         )
-        inserted = await asyncio.wait_for(
-            write_batch(pool, [pending_event(project_id, f"e{n}", now) for n in reversed(range(ERRORS))], ids), 10
-        )
+        inserted = await asyncio.wait_for(write_batch(pool, second, ids), 10)
     assert len(inserted) == ERRORS
     assert sorted(e["events_count"] for e in await error_counts(pool, project_id)) == [2] * ERRORS
 
 
 async def test_the_fold_locks_the_errors_in_key_order(pool, world) -> None:
-    await partitions_around_today(pool)
-    project_id = (await world.project())["id"]
-    ids, error_ids = await _two_batches(pool, project_id)
+    project_id, ids, error_ids, second = await _errors_and_second_batch(pool, world)
     lowest, others = error_ids[0], error_ids[1:]
-    now = datetime.now(timezone.utc)
-    await write_batch(pool, [pending_event(project_id, f"e{n}", now) for n in reversed(range(ERRORS))], ids)
+    await write_batch(pool, second, ids)
 
     async with pool.acquire() as holder, pool.acquire() as probe:
         blocker = holder.transaction()

@@ -114,16 +114,13 @@ async def test_resolved_error_reopens_and_ignored_stays_ignored(server, http, po
     await pool.execute("update error_tracking_errors set status = 'ignored' where id = $1", ignored_id)
     await send_all(http, server, tracked, exception_event("ValueError", "a", function="one"),
                    exception_event("ValueError", "b", function="two"))
-    await fold_counts(pool)
-    status = dict(await pool.fetch("select id, status from error_tracking_errors where project_id = $1",
-                                   tracked.project_id))
+    status = {e["id"]: e["status"] for e in await errors(pool, tracked.project_id)}
     assert status == {resolved_id: "unresolved", ignored_id: "ignored"}
     assert await counts(pool, tracked.project_id) == (2, 4)
     # A retry of an already stored event does not reopen a resolved error.
     await pool.execute("update error_tracking_errors set status = 'resolved' where id = $1", resolved_id)
     await send_all(http, server, tracked, resolved)
-    await fold_counts(pool)
-    assert await pool.fetchval("select status from error_tracking_errors where id = $1", resolved_id) == "resolved"
+    assert {e["id"]: e["status"] for e in await errors(pool, tracked.project_id)}[resolved_id] == "resolved"
     assert await counts(pool, tracked.project_id) == (2, 4)
 
 
